@@ -1,0 +1,46 @@
+"""One small exception tree: library code raises these, only ``main()`` turns them into exit codes.
+
+Every message says what went wrong, where (file, row, name), and what to do about it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SimevalError(Exception):
+    """Base of every error simeval raises on purpose (bad input, missing files, bad models)."""
+
+
+class UnknownNameError(SimevalError, KeyError):
+    """A circuit, agent or option name that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        close = difflib.get_close_matches(self.name, self.known, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"unknown {self.kind} '{self.name}'.{hint} Known {self.kind}s: {', '.join(self.known)}"
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class CircuitError(SimevalError, ValueError):
+    """A circuit file that is missing, malformed, or describes an impossible road."""
+
+
+class AgentError(SimevalError):
+    """An agent that cannot be loaded here (missing artifact, dependency or hardware)."""
+
+
+class ConfigError(SimevalError, ValueError):
+    """A run setting with a wrong type or value."""
+
+
+class ResultsError(SimevalError):
+    """A results folder that cannot be written."""
