@@ -1,0 +1,57 @@
+"""The agent protocol: what the runner asks of every driver, from the expert to a TensorRT engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from simeval.circuit import Circuit
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """Metadata that the runner writes beside an agent's results."""
+
+    name: str
+    framework: str
+    """'numpy' for the experts; 'torch', 'tensorflow', 'tensorrt', ... for models."""
+    precision: str = "n/a"
+    """'fp32', 'fp16', 'int8', or 'n/a' for the experts."""
+    artifact: Path | None = None
+    artifact_bytes: int | None = None
+    device: str = "cpu"
+    privileged: bool = False
+    """True when the agent reads the true state (``info`` and the circuit), not only the frame."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+class Agent(ABC):
+    """A driver: ``act(frame, info) -> (v, w)``.
+
+    Learned agents must use only ``observation``; privileged ones may read ``info`` (the env's
+    state) and the circuit given at ``reset``. ``last_inference_s`` is the wall time of the model
+    call alone in the last ``act`` (for the experts, the whole decision).
+    """
+
+    info: AgentInfo
+
+    def __init__(self) -> None:
+        self.last_inference_s = float("nan")
+
+    def reset(self, circuit: Circuit) -> None:  # noqa: B027 - optional hook
+        """Called before each episode with the circuit it runs on."""
+
+    @abstractmethod
+    def act(self, observation: NDArray[np.uint8], info: dict[str, Any]) -> tuple[float, float]:
+        """The command (v m/s, w rad/s) for this frame."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sessions, engines or threads."""

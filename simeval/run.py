@@ -1,0 +1,128 @@
+"""``python -m simeval.run --agent expert --circuit montreal``: drive one lap and write its results.
+
+Exit codes: 0 the lap ran (whether or not it was completed: that is a result, not an error);
+2 bad input (unknown name, bad circuit file, unwritable folder, agent that cannot load);
+3 the agent failed mid-lap (raised, or returned NaN/inf): the results are still written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+from simeval.errors import ResultsError, SimevalError
+
+EXIT_BAD_INPUT = 2
+EXIT_AGENT_FAILED = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI, generated from ``RunConfig`` so that flags and config never disagree."""
+    from simeval.runner import RunConfig
+
+    parser = argparse.ArgumentParser(prog="python -m simeval.run", description=__doc__.splitlines()[0])
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        hint = hints[f.name]
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        kind = next((t for t in (int, float, Path, str) if t is hint or t in typing.get_args(hint)), str)
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text)
+    parser.add_argument("--list-agents", action="store_true", help="print the registered agent names and exit")
+    return parser
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail before the lap, not after it, when results cannot be written."""
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ResultsError(f"cannot write results under {parent}: {exc.strerror or exc}; pass --out with a writable folder") from None
+    if folder.exists():
+        raise ResultsError(f"{folder} already exists; choose another --out folder or remove it")
+
+
+def format_metrics(metrics: dict) -> str:
+    """A two-column table of the metrics, numbers rounded for reading (metrics.json has them all)."""
+    width = max(len(k) for k in metrics)
+    lines = []
+    for key, value in metrics.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
+        lines.append(f"  {key:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from simeval.agents import agent_names
+
+    if args.list_agents:
+        print("\n".join(agent_names()))
+        return 0
+    try:
+        return _run(args)
+    except SimevalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simeval.agents import load_agent
+    from simeval.metrics import compute_metrics
+    from simeval.results import default_run_dir, environment_facts, write_run
+    from simeval.runner import RunConfig, make_env, run_episode
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    config = RunConfig(**values)
+    out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
+    ensure_writable(out)
+    agent = load_agent(config.agent)
+    env = None
+    try:
+        env = make_env(config)
+        record = run_episode(env, agent, config)
+        metrics = compute_metrics(record, env.circuit)
+        png = None
+        if config.plot:
+            from simeval.plots import trajectory_png
+
+            png = trajectory_png(record, env.circuit, metrics)
+        facts = {
+            "run": config.as_dict(),
+            "agent": agent.info.as_dict(),
+            "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **dataclasses.asdict(env.circuit.meta)},
+            "camera": dataclasses.asdict(env.camera),
+            "vehicle": dataclasses.asdict(env.vehicle),
+            "sim": dataclasses.asdict(env.sim_config),
+            "environment": environment_facts(),
+        }
+        write_run(out, record, metrics, facts, png)
+    finally:
+        agent.close()
+        if env is not None:
+            env.close()
+    print(f"{config.agent} on {config.circuit} (seed {config.seed}, {config.timing}):")
+    print(format_metrics(metrics))
+    print(f"results: {out}")
+    if record.termination in ("agent_error", "invalid_action"):
+        print(
+            f"error: agent '{config.agent}' failed at t={record.sim_time_s:.2f} s on {config.circuit}: {record.error}; "
+            f"the partial lap is in {out}",
+            file=sys.stderr,
+        )
+        return EXIT_AGENT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
