@@ -1,0 +1,77 @@
+"""Figures: circuits (and, later, the trajectories driven on them), written as PNG files.
+
+Uses ``matplotlib.figure.Figure`` directly, never pyplot, so plotting needs no display, keeps no
+global figure state and works the same in a CLI, a test or a sweep.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simeval.atomic import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from simeval.circuit import Circuit
+
+GRASS = "#4f8a3a"
+ASPHALT = "#707070"
+WALL = "#202020"
+LINE = "#d62020"
+START = "white"
+ARROW = "#ffd400"
+
+
+def draw_circuit(ax: Axes, circuit: Circuit, *, walls: bool = True) -> None:
+    """Draw ``circuit`` on ``ax``: grass, the road between its walls, the red centre line, the
+    start/finish line and an arrow in the driving direction; equal axes in metres."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    right, left = circuit.edges()
+    ax.set_facecolor(GRASS)
+    # One path, outer and inner edge in opposite directions: filled, it is the road and not the infield.
+    ring = np.vstack([right, right[:1], left[::-1], left[-1:]])
+    codes = np.full(len(ring), MplPath.LINETO)
+    codes[[0, len(right) + 1]] = MplPath.MOVETO
+    codes[[len(right), len(ring) - 1]] = MplPath.CLOSEPOLY
+    ax.add_patch(PathPatch(MplPath(ring, codes), facecolor=ASPHALT, edgecolor="none", zorder=1))
+    if walls:
+        for edge in (right, left):
+            closed = np.vstack([edge, edge[:1]])
+            ax.plot(closed[:, 0], closed[:, 1], color=WALL, linewidth=0.8, zorder=2)
+    line = np.vstack([circuit.xy, circuit.xy[:1]])
+    ax.plot(line[:, 0], line[:, 1], color=LINE, linewidth=0.8, zorder=3)
+    _draw_start(ax, circuit)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+
+
+def _draw_start(ax: Axes, circuit: Circuit) -> None:
+    """Start/finish line across the road at s = 0, and an arrow along the first stretch of the lap."""
+    w_right, w_left = circuit.width_at(0.0)
+    across = circuit.position(np.array([0.0, 0.0]), np.array([-w_right, w_left]) * 1.6)
+    ax.plot(across[:, 0], across[:, 1], color=START, linewidth=2.5, solid_capstyle="butt", zorder=4)
+    reach = max(3.0, 0.04 * circuit.length_m)
+    tail, head = circuit.position(np.array([0.3 * reach, 1.3 * reach]))
+    ax.annotate(
+        "",
+        xy=tuple(head),
+        xytext=tuple(tail),
+        zorder=5,
+        arrowprops={"arrowstyle": "-|>", "color": ARROW, "linewidth": 2.0, "mutation_scale": 18},
+    )
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
+    """Render ``fig`` to PNG in memory, then write it whole (temp file + rename)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return write_bytes_atomic(Path(path), buffer.getvalue())
