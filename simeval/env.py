@@ -30,9 +30,11 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     the episode is one lap. Deterministic: the same seed and actions give the same frames.
 
     ## Action Space
-    ``Box([v_min, -w_max], [v_max, w_max], float32)``: forward speed (m/s) and yaw rate (rad/s,
-    counter-clockwise +), from ``VehicleConfig`` (default v in [0, 25], w in [-8, 8]). A NaN or
-    infinite action ends the episode with termination 'invalid_action'.
+    ``Box([0, -1], [1, 1], float32)``: forward speed and yaw rate (counter-clockwise +) as
+    fractions of the car's limits (``VehicleConfig``: 25 m/s, 8 rad/s), the normalised box that
+    gymnasium recommends. ``to_action(v, w)`` turns a command in m/s and rad/s into an action;
+    ``info`` reports the executed v and w in SI units. A NaN or infinite action ends the episode
+    with termination 'invalid_action'.
 
     ## Observation Space
     ``Box(0, 255, (66, 200, 3), uint8)``: RGB, the bottom half of a 640x480, 90 deg HFOV camera
@@ -107,9 +109,10 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         self._renderer = make_renderer(renderer, self.circuit, self.camera)
         self._map_view = None
         self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, dtype=np.uint8)
+        self._action_scale = np.array([self.vehicle.max_speed_mps, self.vehicle.max_yaw_rate_radps])
         self.action_space = gym.spaces.Box(
-            low=np.array([self.vehicle.min_speed_mps, -self.vehicle.max_yaw_rate_radps], dtype=np.float32),
-            high=np.array([self.vehicle.max_speed_mps, self.vehicle.max_yaw_rate_radps], dtype=np.float32),
+            low=np.array([self.vehicle.min_speed_mps / self.vehicle.max_speed_mps, -1.0], dtype=np.float32),
+            high=np.array([1.0, 1.0], dtype=np.float32),
             dtype=np.float32,
         )
         self._obs: NDArray[np.uint8] | None = None
@@ -140,10 +143,11 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     def step(self, action):
         if self._obs is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        command = np.asarray(action, dtype=np.float64).reshape(-1)
-        if command.shape != (2,) or not np.all(np.isfinite(command)):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (2,) or not np.all(np.isfinite(action)):
             self._termination = "invalid_action"
             return self._obs, 0.0, True, False, self._info()
+        command = action * self._action_scale
         before = self.sim.progress_m
         frame_us = self.sim.time_us
         self.sim.command(command[0], command[1], at_us=frame_us + self.latency_us if self.latency_us else None)
@@ -154,6 +158,10 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         terminated = self._termination in ("lap_completed", "off_track")
         truncated = self._termination in ("timeout", "stuck")
         return self._obs, float(self.sim.progress_m - before), terminated, truncated, self._info()
+
+    def to_action(self, v: float, w: float) -> NDArray[np.float64]:
+        """The action for a command of ``v`` m/s and ``w`` rad/s (NaN stays NaN, so it is caught)."""
+        return np.array([v, w], dtype=np.float64) / self._action_scale
 
     def render(self) -> NDArray[np.uint8] | None:
         if self.render_mode != "rgb_array":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from simeval.atomic import write_bytes_atomic
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from simeval.circuit import Circuit
+    from simeval.metrics import LapRecord
 
 GRASS = "#4f8a3a"
 ASPHALT = "#707070"
@@ -70,8 +72,58 @@ def _draw_start(ax: Axes, circuit: Circuit) -> None:
     )
 
 
-def save_figure(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
-    """Render ``fig`` to PNG in memory, then write it whole (temp file + rename)."""
+def figure_png(fig: Figure, *, dpi: int = 120) -> bytes:
+    """The PNG bytes of ``fig``, rendered in memory (so callers can write them atomically)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return write_bytes_atomic(Path(path), buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
+    """Render ``fig`` to PNG in memory, then write it whole (temp file + rename)."""
+    return write_bytes_atomic(Path(path), figure_png(fig, dpi=dpi))
+
+
+def draw_path(ax: Axes, xy: NDArray[np.float64], values: NDArray[np.float64], *, label: str, cmap: str = "viridis"):
+    """The driven path as a line coloured by ``values`` (one per point); returns the mappable for a colour bar."""
+    from matplotlib.collections import LineCollection
+
+    segments = np.stack([xy[:-1], xy[1:]], axis=1)
+    lines = LineCollection(segments, cmap=cmap, linewidths=2.2, zorder=6)
+    lines.set_array(0.5 * (values[:-1] + values[1:]))
+    ax.add_collection(lines)
+    return lines
+
+
+def trajectory_png(record: LapRecord, circuit: Circuit, metrics: dict) -> bytes:
+    """The lap on the circuit map, coloured by speed, with where it started and how it ended."""
+    from matplotlib.figure import Figure
+
+    path = record.path
+    fig = Figure(figsize=(8, 8 * _aspect(circuit)), layout="constrained")
+    ax = fig.add_subplot()
+    draw_circuit(ax, circuit)
+    if len(path) >= 2:
+        xy = path[:, 1:3]
+        dt = np.maximum(np.diff(path[:, 0]), 1e-9)
+        speed = np.hypot(*np.diff(xy, axis=0).T) / dt
+        speed = np.concatenate([speed[:1], speed])
+        lines = draw_path(ax, xy, speed, label="speed")
+        fig.colorbar(lines, ax=ax, label="speed (m/s)", shrink=0.5)
+        ax.plot(*xy[0], marker="o", color="white", markeredgecolor="black", markersize=8, zorder=7)
+        end_marker = "*" if metrics["completed"] else "X"
+        ax.plot(*xy[-1], marker=end_marker, color="black", markeredgecolor="white", markersize=12, zorder=7)
+    mae = metrics.get("deviation_mae_m")
+    speed_mean = metrics.get("average_speed_mps")
+    ax.set_title(
+        f"{record.agent} on {circuit.name} (seed {record.seed}): {metrics['termination']}, "
+        f"{metrics['percentage_completed']:.1f}%\n"
+        + (f"mean speed {speed_mean:.1f} m/s, " if speed_mean is not None else "")
+        + (f"deviation MAE {mae:.3f} m" if mae is not None else "")
+    )
+    return figure_png(fig)
+
+
+def _aspect(circuit: Circuit) -> float:
+    width, height = circuit.bounding_box()
+    return float(np.clip(height / max(width, 1e-9), 0.6, 1.6))

@@ -90,13 +90,14 @@ def run_episode(env: FollowLineEnv, agent: Agent, config: RunConfig) -> LapRecor
             record.termination, record.error = "agent_error", f"{type(exc).__name__}: {exc}"
             break
         wall = time.perf_counter() - tick
+        if not (math.isfinite(v) and math.isfinite(w)):
+            record.termination, record.error = "invalid_action", f"agent returned a non-finite command (v={v}, w={w})"
+            break
         record.append_step(info, (v, w), agent.last_inference_s, wall)
         if measured_latency:
             env.latency_us = round(wall * config.latency_scale * US)
-        obs, _, terminated, truncated, info = env.step(np.array([v, w], dtype=np.float64))
+        obs, _, _, _, info = env.step(env.to_action(v, w))
         termination = info["termination"]
-        if termination == "invalid_action":
-            record.error = f"agent returned a non-finite command (v={v}, w={w})"
     record.wall_time_s = time.perf_counter() - started
     record.termination = record.termination or termination
     _finish(record, env)

@@ -10,6 +10,7 @@ camera can justify).
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,8 @@ class ExpertAgent(Agent):
         camera: CameraConfig | None = None,
         max_speed_mps: float = 24.0,
         min_speed_mps: float = 6.5,
-        lateral_accel_mps2: float = 9.0,
-        derivative_gain: float = 0.6,
+        lateral_accel_mps2: float = 6.0,
+        derivative_gain: float = 0.02,
         control_dt_s: float = 0.05,
         search_yaw_rate_radps: float = 2.0,
     ):
@@ -68,8 +69,6 @@ class ExpertAgent(Agent):
         return np.stack([x, y], axis=1)
 
     def act(self, observation: NDArray[np.uint8], info: dict[str, Any]) -> tuple[float, float]:
-        import time
-
         start = time.perf_counter()
         command = self._decide(observation)
         self.last_inference_s = time.perf_counter() - start

@@ -1,0 +1,33 @@
+"""The gate: every agent that runs here completes every test circuit from the spawn, in lockstep.
+
+A failure names the agent, the circuit, how far it got and why it stopped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simeval.agents import load_agent
+from simeval.env import FollowLineEnv
+from simeval.metrics import compute_metrics
+from simeval.runner import RunConfig, run_episode
+from tests.support import TEST_CIRCUITS, circuit
+
+EXPERT_MAX_DEVIATION_MAE_M = 0.3
+AGENTS = ("expert", "pure-pursuit")
+
+
+@pytest.mark.parametrize("circuit_name", TEST_CIRCUITS)
+@pytest.mark.parametrize("agent_name", AGENTS)
+def test_agent_completes_the_lap(agent_name, circuit_name):
+    c = circuit(circuit_name)
+    env = FollowLineEnv(c)
+    record = run_episode(env, load_agent(agent_name), RunConfig(agent=agent_name, circuit=circuit_name))
+    metrics = compute_metrics(record, c)
+    where = (
+        f"{agent_name} on {circuit_name}: {metrics['percentage_completed']:.1f}% of the lap, "
+        f"stopped by {metrics['termination']} at t={record.sim_time_s:.1f} s"
+        + (f" ({record.error})" if record.error else "")
+    )
+    assert metrics["completed"], where
+    assert metrics["deviation_mae_m"] <= EXPERT_MAX_DEVIATION_MAE_M, f"{where}; deviation MAE {metrics['deviation_mae_m']:.3f} m"

@@ -1,0 +1,35 @@
+"""Results appear whole or not at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from simeval.atomic import atomic_directory, write_text_atomic
+from simeval.errors import ResultsError
+
+
+def test_failed_folder_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "run") as tmp:
+        (tmp / "metrics.json").write_text("{}")
+        raise RuntimeError("crash while writing")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_folder_appears_with_its_files(tmp_path):
+    with atomic_directory(tmp_path / "run") as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert (tmp_path / "run" / "a.txt").read_text() == "a"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_existing_folder_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ResultsError, match="already exists"), atomic_directory(tmp_path / "run"):
+        pass
+
+
+def test_atomic_file_replaces_whole(tmp_path):
+    path = write_text_atomic(tmp_path / "sub" / "f.txt", "one")
+    write_text_atomic(path, "two")
+    assert path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["f.txt"]

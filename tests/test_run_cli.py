@@ -1,0 +1,115 @@
+"""`python -m simeval.run`: results on disk, determinism, and every kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from simeval.run import EXIT_AGENT_FAILED, EXIT_BAD_INPUT, main
+
+DESIGN_METRICS = {
+    "completed", "percentage_completed", "completed_distance_m", "lap_time_s", "average_speed_mps",
+    "deviation_mae_m", "deviation_max_m", "brain_frequency_rt_hz", "brain_frequency_sim_hz",
+    "inference_time_mean_s", "inference_time_p50_s", "inference_time_p95_s", "suddenness",
+    "termination", "real_time_factor",
+}
+
+
+def test_expert_lap_writes_every_result_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--agent", "expert", "--circuit", "simple", "--seed", "7", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "metrics.json", "timing.csv", "trajectory.csv", "trajectory.png",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert DESIGN_METRICS <= metrics.keys()
+    assert metrics["completed"] is True and metrics["termination"] == "lap_completed"
+    assert metrics["percentage_completed"] == 100.0
+    assert metrics["brain_frequency_sim_hz"] == pytest.approx(20.0, rel=0.01)
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["seed"] == 7 and config["run"]["agent"] == "expert"
+    assert {"git_commit", "python", "numpy", "cpu"} <= config["environment"].keys()
+    rows = list(csv.DictReader((out / "trajectory.csv").open()))
+    assert len(rows) == metrics["steps"] + 1
+    assert (out / "trajectory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "deviation_mae_m" in printed and str(out) in printed
+
+
+def test_same_seed_gives_byte_identical_trajectory(tmp_path):
+    for name in ("a", "b"):
+        args = ["--agent", "expert", "--circuit", "montmelo", "--start", "random", "--seed", "11", "--no-plot"]
+        assert main([*args, "--out", str(tmp_path / name)]) == 0
+    first, second = ((tmp_path / n / "trajectory.csv").read_bytes() for n in ("a", "b"))
+    assert first == second
+    assert len(first.splitlines()) > 100
+
+
+def test_fixed_latency_lap_is_reproducible(tmp_path):
+    for name in ("a", "b"):
+        args = ["--agent", "pure-pursuit", "--circuit", "simple", "--timing", "latency", "--latency-ms", "80", "--no-plot"]
+        assert main([*args, "--out", str(tmp_path / name)]) == 0
+    first, second = ((tmp_path / n / "trajectory.csv").read_bytes() for n in ("a", "b"))
+    assert first == second
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["brain_frequency_sim_hz"] == pytest.approx(1 / 0.08, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--agent", "expret"], "unknown agent 'expret'. Did you mean 'expert'?"),
+        (["--circuit", "montreall"], "unknown circuit 'montreall'. Did you mean 'montreal'?"),
+        (["--renderer", "opengl"], "unknown renderer 'opengl'"),
+        (["--timing", "realtime"], "timing must be one of"),
+        (["--latency-ms", "50"], "--latency-ms needs --timing latency"),
+    ],
+)
+def test_bad_names_and_options_exit_2_with_one_line(tmp_path, capsys, args, expected):
+    assert main([*args, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and expected in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_output_folder_fails_before_driving(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert main(["--agent", "expert", "--out", str(blocker / "run")]) == EXIT_BAD_INPUT
+    assert "cannot write results" in capsys.readouterr().err
+
+
+def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["--agent", "expert", "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("agent", "termination", "message"),
+    [
+        ("tests.bad_agents:NanAfterFiveAgent", "invalid_action", "non-finite command"),
+        ("tests.bad_agents:CrashAfterFiveAgent", "agent_error", "RuntimeError: inference backend lost its session"),
+    ],
+)
+def test_agent_failing_mid_lap_exits_3_and_keeps_the_partial_lap(tmp_path, capsys, agent, termination, message):
+    out = tmp_path / "run"
+    assert main(["--agent", agent, "--circuit", "simple", "--out", str(out)]) == EXIT_AGENT_FAILED
+    err = capsys.readouterr().err
+    assert message in err and str(out) in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["termination"] == termination and metrics["completed"] is False
+    assert metrics["steps"] == 5
+
+
+def test_list_agents(capsys):
+    assert main(["--list-agents"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"expert", "pure-pursuit"} <= set(names)
+
+
+def test_user_class_that_is_not_an_agent_is_refused(capsys):
+    assert main(["--agent", "json:JSONDecoder"]) == EXIT_BAD_INPUT
+    assert "is not a simeval.agents.base.Agent subclass" in capsys.readouterr().err
