@@ -135,6 +135,20 @@ class Circuit:
         lines.extend(",".join(f"{v:.4f}" for v in row) for row in self.control_points)
         return write_text_atomic(Path(path), "\n".join(lines) + "\n")
 
+    def reversed(self) -> Circuit:
+        """The same road driven the other way: points in reverse order, walls swapped sides.
+
+        Named ``<name>-reverse``; it has no spawn pose or reference lap time (those belong to the
+        original direction). Data collection uses it to drive both directions.
+        """
+        rows = self.control_points[::-1][:, [0, 1, 3, 2]]
+        rows = np.roll(rows, 1, axis=0)  # keep the start line where it was
+        meta = dataclasses.replace(
+            self.meta, name=f"{self.meta.name}-reverse", spawn=None, reference_lap_time_s=None,
+            notes=(self.meta.notes + "; " if self.meta.notes else "") + "driven in reverse",
+        )
+        return Circuit.from_points(rows, meta, where=f"circuit '{meta.name}'")
+
     # ------------------------------------------------------------------------- cached geometry
     @cached_property
     def s(self) -> NDArray[np.float64]:

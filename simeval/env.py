@@ -46,6 +46,8 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     ## Starting State
     At the circuit's spawn pose, or with ``start="random"`` (or ``options={"start": "random"}``)
     on the centre line at a uniformly random arc length, heading along the road, at rest.
+    ``options={"pose": (x_m, y_m, yaw_rad)}`` starts at a given pose (data collection uses it to
+    start off the line and askew).
 
     ## Episode End
     Terminated: wall contact ('off_track'), lap closed ('lap_completed'), bad action
@@ -127,7 +129,11 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         start = options.get("start", self.start)
         if start not in STARTS:
             raise ConfigError(f"options['start'] must be one of {STARTS}, got {start!r}")
-        if start == "random":
+        if "pose" in options:
+            pose = tuple(float(v) for v in options["pose"])
+            if len(pose) != 3 or not all(np.isfinite(pose)):
+                raise ConfigError(f"options['pose'] must be three finite numbers (x_m, y_m, yaw_rad), got {options['pose']!r}")
+        elif start == "random":
             s0 = float(self.np_random.uniform(0.0, self.circuit.length_m))
             x, y = self.circuit.position(s0)
             pose = (float(x), float(y), float(self.circuit.heading_at(s0)))
