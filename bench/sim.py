@@ -34,7 +34,7 @@ def poses(circuit: Circuit, count: int, seed: int = 0) -> list[tuple[float, floa
     d = rng.uniform(-0.6, 0.6, count)
     xy = circuit.position(s, d)
     yaw = circuit.heading_at(s) + rng.uniform(-0.15, 0.15, count)
-    return [(float(x), float(y), float(h)) for (x, y), h in zip(xy, yaw)]
+    return [(float(x), float(y), float(h)) for (x, y), h in zip(xy, yaw, strict=True)]
 
 
 def frame_seconds(name: str, circuit: Circuit, count: int) -> float:

@@ -22,6 +22,7 @@ from simeval.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     from simeval.circuit import Circuit
+    from simeval.lookup import RoadGrid
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,15 @@ class Renderer(Protocol):
 RENDERERS = ("raster", "pybullet")
 
 
-def make_renderer(name: str, circuit: Circuit, config: CameraConfig) -> Renderer:
-    """Build renderer ``name`` ('raster' or 'pybullet') for ``circuit``; heavy imports happen here."""
+def make_renderer(name: str, circuit: Circuit, config: CameraConfig, *, grid: RoadGrid | None = None) -> Renderer:
+    """Build renderer ``name`` ('raster' or 'pybullet') for ``circuit``; heavy imports happen here.
+
+    ``grid`` lets the raster renderer share the road lookup that the simulator already built.
+    """
     if name == "raster":
         from simeval.raster import RasterRenderer
 
-        return RasterRenderer(circuit, config)
+        return RasterRenderer(circuit, config, grid)
     if name == "pybullet":
         from simeval.pybullet_renderer import PybulletRenderer
 

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from simeval.camera import CameraConfig, make_renderer
 from simeval.circuit import Circuit
 from simeval.errors import ConfigError
-from simeval.lookup import VertexGrid
+from simeval.lookup import RoadGrid
 from simeval.simulator import US, SimConfig, Simulator
 from simeval.vehicle import VehicleConfig
 
@@ -105,10 +105,10 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         self.stuck_window_us = round(stuck_window_s * US)
         self.stuck_min_progress_m = stuck_min_progress_m
 
-        grid = VertexGrid(self.circuit)
+        grid = RoadGrid(self.circuit)
         self.sim = Simulator(self.circuit, self.vehicle, self.sim_config, grid)
         self.renderer_name = renderer
-        self._renderer = make_renderer(renderer, self.circuit, self.camera)
+        self._renderer = make_renderer(renderer, self.circuit, self.camera, grid=grid)
         self._map_view = None
         self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, dtype=np.uint8)
         self._action_scale = np.array([self.vehicle.max_speed_mps, self.vehicle.max_yaw_rate_radps])

@@ -1,10 +1,15 @@
 """Constant-time road coordinates of many world points at once: the hot path of camera and car.
 
 A KD-tree query per pixel is far too slow for thousands of frames a second, so a grid of
-``CELL_M`` cells over a band around the road stores each cell's nearest centre-line vertex. From
-that vertex, the signed lateral offset of a point follows from the vertex's normal plus a
-curvature term, which keeps the error under a millimetre even in the tightest bends. Points
-outside the band map to a sentinel vertex that puts them far off the road.
+``CELL_M`` cells covers a band around the road, and each cell in the band stores an affine model
+of the road coordinates around it: the lateral offset ``d`` and the arc length ``s`` as
+``a + gx * x + gy * y``, built from the nearest centre-line vertex and the local curvature (the
+exact values and gradients at the cell centre). Within a quarter-metre cell the error is a few
+millimetres in the tightest bend and far less elsewhere. Points outside the band get a sentinel
+model that puts them far off the road.
+
+Coordinates are relative to ``RoadGrid.origin`` (the band's lower-left corner), which keeps
+float32 exact to a tenth of a millimetre on kilometre-sized circuits.
 """
 
 from __future__ import annotations
@@ -20,22 +25,22 @@ CELL_M = 0.25
 BAND_M = 1.5
 """How far past the walls the grid keeps exact offsets (m); anything further is just 'outside'."""
 FAR_M = 1.0e6
+COLUMNS = ("d0", "d_gx", "d_gy", "half_width", "centre_shift", "s0", "s_gx", "s_gy")
+"""Per band cell: d = d0 + d_gx x + d_gy y; margin = half_width - |d - centre_shift|; s likewise."""
 
 
 @dataclass(frozen=True)
 class RoadPoints:
-    """Road coordinates of a batch of points (all float32 arrays of the batch's shape)."""
+    """Road coordinates of a batch of points (float32 arrays of the batch's shape)."""
 
-    vertex: NDArray[np.int32]
-    """Nearest centre-line vertex, or ``VertexGrid.sentinel`` outside the band."""
     d: NDArray[np.float32]
     """Signed lateral offset from the centre line (m, left +)."""
     margin: NDArray[np.float32]
     """Distance to the nearer wall (m): positive on the road, negative beyond a wall."""
 
 
-class VertexGrid:
-    """Nearest-vertex grid of one circuit, in coordinates relative to ``origin`` (float32-safe)."""
+class RoadGrid:
+    """Per-cell affine models of (d, s) over a band around one circuit's road."""
 
     def __init__(self, circuit: Circuit, cell_m: float = CELL_M, band_m: float = BAND_M):
         self.circuit = circuit
@@ -45,16 +50,21 @@ class VertexGrid:
         self._origin_x, self._origin_y = float(self.origin[0]), float(self.origin[1])
         span = circuit.xy.max(axis=0) + reach + 2 * cell_m - self.origin
         self.shape = (int(np.ceil(span[1] / cell_m)), int(np.ceil(span[0] / cell_m)))  # rows (y), cols (x)
-        self.sentinel = len(circuit.xy)
-        self.grid = self._build(reach)
-        self.table = self._vertex_table()
-        # Plain-Python copies for the per-point path (the car's few points per physics step), where
-        # numpy's per-call overhead would cost more than the arithmetic.
-        self._grid_flat = self.grid.ravel()
-        self._rows = [tuple(float(v) for v in row) for row in self.table]
+        cells = self._band_cells(reach)
+        self.outside = len(cells)
+        """Model index of every cell outside the band."""
+        self.cell_model = np.full(self.shape[0] * self.shape[1], self.outside, dtype=np.int32)
+        self.cell_model[cells] = np.arange(len(cells), dtype=np.int32)
+        self.models = self._fit_models(cells)
+        """One row of ``COLUMNS`` per band cell, plus the outside row (rows of 32 bytes: numpy's
+        ``take`` copies those faster than narrower ones)."""
+        # Plain-Python copies for the per-point path (a few points per physics step), where numpy's
+        # per-call overhead would cost more than the arithmetic.
+        self._rows = [tuple(float(v) for v in row) for row in self.models]
 
-    def _build(self, reach: float) -> NDArray[np.int32]:
-        """Fill the cells of the band around the road with their nearest vertex."""
+    # --------------------------------------------------------------------------------- build
+    def _band_cells(self, reach: float) -> NDArray[np.int64]:
+        """Flat indices of the cells within ``reach`` of the centre line, sampled densely."""
         c = self.circuit
         offsets = np.arange(-reach, reach + self.cell_m / 2, self.cell_m / 2)
         along = np.array([-0.5, 0.0, 0.5]) * SPACING_M
@@ -63,69 +73,79 @@ class VertexGrid:
             + offsets[None, :, None, None] * c.normal[:, None, None, :]
             + along[None, None, :, None] * c.tangent[:, None, None, :]
         ).reshape(-1, 2)
-        cells = np.unique(self._cell_index(pts - self.origin))
-        rows, cols = np.divmod(cells, self.shape[1])
-        centres = np.stack([(cols + 0.5) * self.cell_m, (rows + 0.5) * self.cell_m], axis=1) + self.origin
-        _, nearest = c._tree.query(centres)
-        grid = np.full(self.shape, self.sentinel, dtype=np.int32)
-        grid.ravel()[cells] = nearest.astype(np.int32)
-        return grid
+        return np.unique(self._cell_index(pts - self.origin))
 
-    def _vertex_table(self) -> NDArray[np.float32]:
-        """Per vertex: position (relative to origin), normal, half curvature, left and right width."""
+    def _fit_models(self, cells: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Exact (d, s) and their gradients at each cell centre, from the nearest vertex's circle."""
         c = self.circuit
-        table = np.zeros((len(c.xy) + 1, 8), dtype=np.float32)
-        table[:-1, 0:2] = c.xy - self.origin
-        table[:-1, 2:4] = c.normal
-        table[:-1, 4] = 0.5 * c.curvature
-        table[:-1, 5] = c.w_left
-        table[:-1, 6] = c.w_right
-        table[-1] = (-FAR_M, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        return table
+        rows, cols = np.divmod(cells, self.shape[1])
+        centre = np.stack([(cols + 0.5) * self.cell_m, (rows + 0.5) * self.cell_m], axis=1)
+        _, v = c._tree.query(centre + self.origin)
+        t, n, k = c.tangent[v], c.normal[v], c.curvature[v]
+        rel = centre - (c.xy[v] - self.origin)
+        along = np.sum(rel * t, axis=1)
+        lateral = np.sum(rel * n, axis=1)
+        shrink = 1.0 - k * lateral  # how much narrower the level curves are than the centre line here
+        d_grad = n * shrink[:, None] - (k * along)[:, None] * t
+        d_grad /= np.linalg.norm(d_grad, axis=1, keepdims=True)
+        d_centre = lateral - 0.5 * k * along * along
+        ds = along / shrink
+        turn = k * ds
+        s_grad = (t * np.cos(turn)[:, None] + n * np.sin(turn)[:, None]) / (1.0 - k * d_centre)[:, None]
+        s_centre = c.s[v] + ds
+        w_left, w_right = c.w_left[v], c.w_right[v]
+        models = np.empty((len(cells) + 1, len(COLUMNS)), dtype=np.float64)
+        models[:-1, 0] = d_centre - np.sum(d_grad * centre, axis=1)
+        models[:-1, 1:3] = d_grad
+        models[:-1, 3] = 0.5 * (w_left + w_right)
+        models[:-1, 4] = 0.5 * (w_left - w_right)
+        models[:-1, 5] = s_centre - np.sum(s_grad * centre, axis=1)
+        models[:-1, 6:8] = s_grad
+        models[-1] = (FAR_M, 0.0, 0.0, -FAR_M, 0.0, np.nan, 0.0, 0.0)
+        return models.astype(np.float32)
 
     def _cell_index(self, rel: NDArray) -> NDArray[np.int64]:
         col = np.clip((rel[..., 0] / self.cell_m).astype(np.int64), 0, self.shape[1] - 1)
         row = np.clip((rel[..., 1] / self.cell_m).astype(np.int64), 0, self.shape[0] - 1)
         return row * self.shape[1] + col
 
+    # ------------------------------------------------------------------------------- queries
     def locate_xy(self, x: NDArray[np.float32], y: NDArray[np.float32]) -> RoadPoints:
-        """Road coordinates of points given relative to ``origin`` as two same-shape arrays.
+        """Lateral offset and wall margin of points given relative to ``origin`` (same-shape arrays).
 
-        Written for speed (this runs on every pixel of every frame): ``np.take`` instead of fancy
-        indexing, in-place clipping, and one gather of whole vertex rows.
+        Written for speed (it runs on every pixel of every frame): in-place clipping, ``np.take``
+        instead of fancy indexing, one gather of whole model rows.
         """
-        col = x * (1.0 / self.cell_m)
-        row = y * (1.0 / self.cell_m)
+        col = x * np.float32(1.0 / self.cell_m)
+        row = y * np.float32(1.0 / self.cell_m)
         np.clip(col, 0, self.shape[1] - 1, out=col)
         np.clip(row, 0, self.shape[0] - 1, out=row)
-        cell = row.astype(np.int32) * np.int32(self.shape[1]) + col.astype(np.int32)
-        vertex = np.take(self.grid.ravel(), cell)
-        rows = np.take(self.table, vertex.ravel(), axis=0).T
-        px, py, nx, ny, half_k, w_left, w_right, _ = rows.reshape(8, *x.shape)
-        dx = x - px
-        dy = y - py
-        along = dx * ny - dy * nx
-        d = dx * nx + dy * ny - half_k * along * along
-        margin = np.minimum(w_left - d, w_right + d)
-        return RoadPoints(vertex=vertex, d=d, margin=margin)
+        cell = row.astype(np.int32)
+        cell *= np.int32(self.shape[1])
+        cell += col.astype(np.int32)
+        model = np.take(self.models, np.take(self.cell_model, cell).ravel(), axis=0).T
+        d0, d_gx, d_gy, half, shift = (m.reshape(x.shape) for m in model[:5])
+        d = d_gx * x
+        d += d_gy * y
+        d += d0
+        margin = d - shift
+        np.abs(margin, out=margin)
+        np.subtract(half, margin, out=margin)
+        return RoadPoints(d=d, margin=margin)
 
-    def locate_point(self, x: float, y: float) -> tuple[int, float, float, float]:
-        """(vertex, d, margin, along) of one world point, in plain Python for the physics loop.
+    def locate_world(self, xy: NDArray[np.float64]) -> RoadPoints:
+        """Lateral offset and wall margin of world points (..., 2)."""
+        rel = (np.asarray(xy, dtype=np.float64) - self.origin).astype(np.float32)
+        return self.locate_xy(np.ascontiguousarray(rel[..., 0]), np.ascontiguousarray(rel[..., 1]))
 
-        ``along`` is the distance from the vertex along the driving direction, so the point's arc
-        length is ``circuit.s[vertex] + along``.
+    def locate_point(self, x: float, y: float) -> tuple[float, float, float]:
+        """(s, d, margin) of one world point, in plain Python for the physics loop.
+
+        ``s`` is NaN outside the band around the road (the point is then far beyond a wall).
         """
         rx, ry = x - self._origin_x, y - self._origin_y
         col = min(max(int(rx / self.cell_m), 0), self.shape[1] - 1)
         row = min(max(int(ry / self.cell_m), 0), self.shape[0] - 1)
-        vertex = int(self._grid_flat[row * self.shape[1] + col])
-        px, py, nx, ny, half_k, w_left, w_right, _ = self._rows[vertex]
-        dx, dy = rx - px, ry - py
-        along = dx * ny - dy * nx
-        d = dx * nx + dy * ny - half_k * along * along
-        return vertex, d, min(w_left - d, w_right + d), along
-
-    def locate_world(self, xy: NDArray[np.float64]) -> RoadPoints:
-        """Road coordinates of world points (..., 2)."""
-        rel = (np.asarray(xy, dtype=np.float64) - self.origin).astype(np.float32)
-        return self.locate_xy(rel[..., 0], rel[..., 1])
+        d0, d_gx, d_gy, half, shift, s0, s_gx, s_gy = self._rows[self.cell_model[row * self.shape[1] + col]]
+        d = d0 + d_gx * rx + d_gy * ry
+        return (s0 + s_gx * rx + s_gy * ry) % self.circuit.length_m, d, half - abs(d - shift)

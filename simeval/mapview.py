@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.camera import PALETTE
-from simeval.lookup import VertexGrid
+from simeval.lookup import RoadGrid
 from simeval.raster import box_coverage
 from simeval.vehicle import VehicleConfig
 
@@ -23,7 +23,7 @@ WALL_THICKNESS_M = 0.15
 class MapView:
     """Renders ``size_px`` square pictures covering ``span_m`` metres around the car."""
 
-    def __init__(self, grid: VertexGrid, vehicle: VehicleConfig, size_px: int = 256, span_m: float = 40.0):
+    def __init__(self, grid: RoadGrid, vehicle: VehicleConfig, size_px: int = 256, span_m: float = 40.0):
         self.grid = grid
         self.vehicle = vehicle
         self.size_px = size_px

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from simeval.camera import PALETTE, CameraConfig
 from simeval.circuit import Circuit
 from simeval.errors import ConfigError
-from simeval.lookup import VertexGrid
+from simeval.lookup import RoadGrid
 
 LEVELS = 32
 """Coverage quantisation of the colour lookup table (32 levels is below what uint8 shows)."""
@@ -48,10 +48,29 @@ def colour_table() -> NDArray[np.uint8]:
 
 def box_coverage(d: NDArray[np.float32], half_width: float, footprint: NDArray[np.float32]) -> NDArray[np.float32]:
     """Fraction of a pixel of ground width ``footprint`` centred at offset ``d`` that lies on a
-    band ``|d| < half_width``."""
-    hi = np.minimum(d + 0.5 * footprint, half_width)
-    lo = np.maximum(d - 0.5 * footprint, -half_width)
-    return np.clip((hi - lo) / footprint, 0.0, 1.0)
+    band ``|d| < half_width``: the overlap of the two intervals, ``hw + fp/2 - |d|``, is capped by
+    the narrower of them."""
+    overlap = np.abs(d)
+    np.subtract(footprint * np.float32(0.5) + np.float32(half_width), overlap, out=overlap)
+    np.maximum(overlap, 0.0, out=overlap)
+    np.minimum(overlap, np.float32(2.0 * half_width), out=overlap)
+    overlap /= footprint
+    return np.minimum(overlap, 1.0, out=overlap)
+
+
+def pixel_footprint(d: NDArray[np.float32], largest: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Width of each pixel measured across the road (m): |change of d| to the next pixel along the
+    row plus along the column, clamped to the pixel's ground footprint ``largest`` where a
+    neighbour falls outside the lookup band."""
+    footprint = np.empty_like(d)
+    step = np.empty_like(d)
+    np.subtract(d[:, 1:], d[:, :-1], out=footprint[:, :-1])
+    footprint[:, -1] = footprint[:, -2]
+    np.subtract(d[1:], d[:-1], out=step[1:])
+    step[0] = step[1]
+    np.abs(footprint, out=footprint)
+    footprint += np.abs(step, out=step)
+    return np.clip(footprint, 1e-4, largest, out=footprint)
 
 
 def occlude_above(beyond: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -71,7 +90,7 @@ def occlude_above(beyond: NDArray[np.float32]) -> NDArray[np.float32]:
 class RasterRenderer:
     """Renders the camera frame of a car on ``circuit`` in well under a millisecond."""
 
-    def __init__(self, circuit: Circuit, config: CameraConfig | None = None, grid: VertexGrid | None = None):
+    def __init__(self, circuit: Circuit, config: CameraConfig | None = None, grid: RoadGrid | None = None):
         self.config = config or CameraConfig()
         if self.config.height_m >= circuit.meta.wall_height_m:
             raise ConfigError(
@@ -79,12 +98,10 @@ class RasterRenderer:
                 f"({circuit.meta.wall_height_m} m); use --renderer pybullet for a higher camera"
             )
         self.circuit = circuit
-        self.grid = grid or VertexGrid(circuit)
+        self.grid = grid or RoadGrid(circuit)
         ground = ground_points(self.config)
         self._ground_x = np.ascontiguousarray(ground[..., 0], dtype=np.float32)
         self._ground_y = np.ascontiguousarray(ground[..., 1], dtype=np.float32)
-        # Upper bound of a pixel's footprint on the ground: clamps the finite-difference estimate
-        # where a neighbour falls outside the lookup band.
         du = np.gradient(ground, axis=1)
         dv = np.gradient(ground, axis=0)
         self._max_footprint = (np.linalg.norm(du, axis=-1) + np.linalg.norm(dv, axis=-1)).astype(np.float32)
@@ -98,18 +115,20 @@ class RasterRenderer:
         ox, oy = (np.float32(v) for v in np.array([x, y]) - self.grid.origin)
         gx, gy = self._ground_x, self._ground_y
         road = self.grid.locate_xy(gx * c - gy * s + ox, gx * s + gy * c + oy)
-        d = road.d
-        footprint = np.abs(np.diff(d, axis=1, append=d[:, -1:] * 2 - d[:, -2:-1]))
-        footprint += np.abs(np.diff(d, axis=0, prepend=d[:1] * 2 - d[1:2]))
-        np.clip(footprint, 1e-4, self._max_footprint, out=footprint)
-        line = box_coverage(d, self._half_line, footprint)
-        beyond = np.clip(0.5 - road.margin / footprint, 0.0, 1.0)
+        footprint = pixel_footprint(road.d, self._max_footprint)
+        line = box_coverage(road.d, self._half_line, footprint)
+        beyond = road.margin
+        beyond /= footprint
+        np.subtract(0.5, beyond, out=beyond)
+        np.clip(beyond, 0.0, 1.0, out=beyond)
         return line, occlude_above(beyond)
 
     def render(self, x: float, y: float, yaw: float) -> NDArray[np.uint8]:
         line, wall = self.coverage(x, y, yaw)
-        index = (line * LEVELS + 0.5).astype(np.intp) * (LEVELS + 1) + (wall * LEVELS + 0.5).astype(np.intp)
-        return np.take(self._lut_rows, index).view(np.uint8).reshape(self._shape)
+        index = np.rint(line * np.float32(LEVELS))
+        index *= np.float32(LEVELS + 1)
+        index += np.rint(wall * np.float32(LEVELS))
+        return np.take(self._lut_rows, index.astype(np.intp)).view(np.uint8).reshape(self._shape)
 
     def close(self) -> None:
         """Nothing to release; present so every renderer can be closed the same way."""

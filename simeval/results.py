@@ -53,7 +53,7 @@ def trajectory_csv(record: LapRecord) -> str:
 def timing_csv(record: LapRecord) -> str:
     out = io.StringIO()
     out.write("step,inference_s,step_wall_s\n")
-    for k, (inf, wall) in enumerate(zip(record.inference_s, record.step_wall_s)):
+    for k, (inf, wall) in enumerate(zip(record.inference_s, record.step_wall_s, strict=True)):
         out.write(f"{k},{inf:.9f},{wall:.9f}\n")
     return out.getvalue()
 

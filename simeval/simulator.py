@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from simeval.circuit import Circuit
 from simeval.errors import ConfigError
-from simeval.lookup import VertexGrid
+from simeval.lookup import RoadGrid
 from simeval.vehicle import CarState, VehicleConfig, move
 
 US = 1_000_000
@@ -52,12 +52,12 @@ class Simulator:
         circuit: Circuit,
         vehicle: VehicleConfig | None = None,
         config: SimConfig | None = None,
-        grid: VertexGrid | None = None,
+        grid: RoadGrid | None = None,
     ):
         self.circuit = circuit
         self.vehicle = vehicle or VehicleConfig()
         self.config = config or SimConfig()
-        self.grid = grid or VertexGrid(circuit)
+        self.grid = grid or RoadGrid(circuit)
         self._outline = self.vehicle.outline()
         self.state = CarState(*circuit.spawn_pose)
         self.reset(*circuit.spawn_pose)
@@ -151,8 +151,8 @@ class Simulator:
                 self.lap_time_s = t_before + frac * (self.time_s - t_before)
 
     def _arc_length(self, x: float, y: float) -> float:
-        vertex, _, _, along = self.grid.locate_point(x, y)
-        return (float(self.circuit.s[vertex]) + along) % self.circuit.length_m if vertex < self.grid.sentinel else self._s
+        s = self.grid.locate_point(x, y)[0]
+        return self._s if math.isnan(s) else s
 
     def _touches_wall(self) -> bool:
         st = self.state
