@@ -12,6 +12,18 @@ from pathlib import Path
 from simeval.errors import ResultsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_permissions(path: Path | str, directory: bool = False) -> None:
+    """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would have
+    (``mkstemp``/``mkdtemp`` make them private to the owner)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Replace ``path`` with ``data`` in one rename; the parent folder is created if needed."""
     path = Path(path)
@@ -21,6 +33,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None
     try:
+        public_permissions(tmp)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -54,6 +67,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
             f"cannot write results to {final}: {exc.strerror or exc}; pass --out with a writable folder"
         ) from None
     try:
+        public_permissions(tmp, directory=True)
         yield tmp
         os.replace(tmp, final)
     except BaseException:

@@ -11,9 +11,9 @@ import argparse
 import dataclasses
 import sys
 import tempfile
-import typing
 from pathlib import Path
 
+from simeval.cli import add_dataclass_arguments, dataclass_from_args
 from simeval.errors import ResultsError, SimevalError
 
 EXIT_BAD_INPUT = 2
@@ -25,16 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simeval.runner import RunConfig
 
     parser = argparse.ArgumentParser(prog="python -m simeval.run", description=__doc__.splitlines()[0])
-    hints = typing.get_type_hints(RunConfig)
-    for f in dataclasses.fields(RunConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})"
-        hint = hints[f.name]
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            continue
-        kind = next((t for t in (int, float, Path, str) if t is hint or t in typing.get_args(hint)), str)
-        parser.add_argument(flag, type=kind, default=f.default, help=help_text)
+    add_dataclass_arguments(parser, RunConfig)
     parser.add_argument("--list-agents", action="store_true", help="print the registered agent names and exit")
     return parser
 
@@ -82,8 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from simeval.results import default_run_dir, environment_facts, write_run
     from simeval.runner import RunConfig, make_env, run_episode
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
-    config = RunConfig(**values)
+    config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
     ensure_writable(out)
     agent = load_agent(config.agent)

@@ -15,16 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from simeval.agents.base import Agent
+from simeval.cli import opt as _opt
 from simeval.env import FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.metrics import LapRecord
 from simeval.simulator import US
 
 TIMINGS = ("lockstep", "latency")
-
-
-def _opt(help_text: str, **kwargs) -> dict:
-    return {"metadata": {"help": help_text}, **kwargs}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from simeval.agents.base import Agent
 from simeval.errors import AgentError, UnknownNameError
@@ -10,10 +11,15 @@ from simeval.errors import AgentError, UnknownNameError
 AGENTS: dict[str, str] = {
     "expert": "simeval.agents.expert:ExpertAgent",
     "pure-pursuit": "simeval.agents.pure_pursuit:PurePursuitAgent",
+    "torch-fp32": "simeval.agents.pilotnet_torch:TorchPilotNetAgent",
+    "tf-fp32": "simeval.agents.pilotnet_tf:TFPilotNetAgent",
 }
 """Registered names and the 'module:Class' that implements each."""
 
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {"pilotnet": "torch-fp32"}
+
+MODEL_FILES: dict[str, str] = {".pt": "torch-fp32", ".keras": "tf-fp32"}
+"""A user's model file, by suffix, is driven by the agent class of this registered name."""
 
 
 def agent_names() -> list[str]:
@@ -22,12 +28,22 @@ def agent_names() -> list[str]:
 
 
 def load_agent(name: str) -> Agent:
-    """Build the agent registered as ``name``, or a user's own ``package.module:Class``."""
+    """Build the agent registered as ``name``, a user's model file (``.pt``, ``.keras``: loaded as
+    untrusted, weights only), or a user's own ``package.module:Class``."""
+    path = Path(name)
+    if path.suffix in MODEL_FILES:
+        if not path.is_file():
+            raise AgentError(f"{path}: no such model file")
+        return _agent_class(name, AGENTS[MODEL_FILES[path.suffix]])(path=path)
     target = AGENTS.get(ALIASES.get(name, name))
     if target is None:
         if ":" not in name:
             raise UnknownNameError("agent", name, agent_names())
         target = name
+    return _agent_class(name, target)()
+
+
+def _agent_class(name: str, target: str) -> type[Agent]:
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -36,4 +52,4 @@ def load_agent(name: str) -> Agent:
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Agent)):
         raise AgentError(f"agent '{name}': {target} is not a simeval.agents.base.Agent subclass")
-    return cls()
+    return cls
