@@ -65,8 +65,9 @@ class TrainConfig:
         return FRAMEWORKS[self.framework]
 
     def fingerprint(self, dataset_sha256: str) -> str:
-        """What a checkpoint must match to be resumed: everything that changes the result."""
-        keys = ("framework", "epochs", "batch_size", "learning_rate", "seed", "max_frames", "patience")
+        """What a checkpoint must match to be resumed: every setting that changes the epochs already
+        run (so a run may be continued with more ``epochs`` or another ``patience``)."""
+        keys = ("framework", "batch_size", "learning_rate", "seed", "max_frames")
         raw = json.dumps({k: getattr(self, k) for k in keys} | {"data": dataset_sha256}, sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
