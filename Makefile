@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: setup run test bench lint circuits clean
+.PHONY: setup run test bench lint circuits data models clean
 
 setup: $(READY)
 
@@ -29,6 +29,14 @@ lint: setup
 
 circuits: setup
 	$(BIN)/python -m simeval.circuits build
+
+# The data set and both fp32 models, from scratch (resumable: rerun after an interrupt).
+data: setup
+	$(BIN)/python -m simeval.dataset
+
+models: data
+	$(BIN)/python -m simeval.train --framework torch
+	$(BIN)/python -m simeval.train --framework tf
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
