@@ -1,6 +1,6 @@
 """The PilotNet data set: the expert's camera frames and commands, recorded on the training circuits.
 
-    python -m simeval.dataset                     # writes data/pilotnet/ (about 82,000 frames)
+    python -m simeval.dataset                     # data/pilotnet/: 82,000 frames, ~100 MB, ~1.5 min
     python -m simeval.dataset --out DIR --jobs 2  # elsewhere, with two worker processes
 
 Why it is made this way:
@@ -74,10 +74,9 @@ LABEL_CHANNELS = ("v_mps", "w_radps")
 EPISODE_STRIDE = 65536
 """Episode ids are chunk index * EPISODE_STRIDE + episode number, so chunks never share an id."""
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-COMPRESS_LEVEL = 6
 DEFAULT_VAL_CIRCUITS = ("gen-002", "brandshatch", "hockenheim", "sochi")
-"""Held-out training circuits for validation: one generated loop and three TUMFTM tracks of
-different character (a twisty club circuit, a fast stadium circuit, a street-like one)."""
+"""Training circuits held out whole (both directions) as the 'val' split: one generated loop and
+three TUMFTM tracks, so validation measures how well a model drives roads it has never seen."""
 HOW_TO_MAKE = "run `python -m simeval.dataset` (or `make models`)"
 
 ARRAYS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -109,7 +108,7 @@ class NoiseConfig:
 
     v_sigma_mps: float = 2.0
     """Stationary standard deviation of the speed noise at full episode scale (m/s)."""
-    w_sigma_radps: float = 0.6
+    w_sigma_radps: float = 1.0
     """Stationary standard deviation of the yaw-rate noise at full episode scale (rad/s)."""
     tau_s: float = 0.5
     """Correlation time: long enough that the car drifts off the line, not just jitters."""
@@ -200,29 +199,29 @@ def _catalogue_roles() -> dict[str, str]:
     return {name: Circuit.from_name(name).meta.role for name in available()}
 
 
-def _training_names(config: DatasetConfig, roles: dict[str, str]) -> tuple[list[str], list[str]]:
-    """The (train, val) circuit names; refuses test circuits and unknown names."""
-    names = list(config.circuits) if config.circuits is not None else sorted(n for n, r in roles.items() if r == "train")
-    for name in [*names, *config.val_circuits]:
+def _resolve_circuits(config: DatasetConfig, roles: dict[str, str]) -> DatasetConfig:
+    """``config`` with its circuits named explicitly (so the manifest says exactly what was driven,
+    and a circuit added to the catalogue later cannot slip into a resumed run); refuses test
+    circuits, unknown names, and a validation split that takes every circuit."""
+    names = config.circuits if config.circuits is not None else tuple(sorted(n for n, r in roles.items() if r == "train"))
+    for name in (*names, *config.val_circuits):
         if name not in roles:
             raise UnknownNameError("circuit", name, roles)
         if roles[name] != "train":
             raise ConfigError(f"circuit '{name}' has role '{roles[name]}'; the data set drives only 'train' circuits")
     missing = [n for n in config.val_circuits if n not in names]
     if missing:
-        raise ConfigError(f"validation circuits {missing} are not among the driven circuits {names}")
-    val = [n for n in names if n in config.val_circuits]
-    train = [n for n in names if n not in config.val_circuits]
-    if not train:
+        raise ConfigError(f"validation circuits {missing} are not among the driven circuits {list(names)}")
+    if all(n in config.val_circuits for n in names):
         raise ConfigError("no training circuits left after taking out the validation circuits")
-    return train, val
+    return dataclasses.replace(config, circuits=names)
 
 
 def _lap_check(base: str, reverse: bool) -> str:
     """The termination of a noise-free expert lap from the start: the direction is driven only if
     the expert completes it (a cheap, honest test of 'the expert can drive it')."""
     circuit = _circuit(base, reverse)
-    return _drive(_env(base, reverse), circuit.spawn_pose, None, None)[0]
+    return _drive(_env(base, reverse), circuit.spawn_pose, None, None)
 
 
 # ------------------------------------------------------------------------------------- driving
@@ -271,8 +270,8 @@ class _Tag:
 def _drive(
     env, pose: tuple[float, float, float], noise: _OrnsteinUhlenbeck | None,
     record: tuple[_Recorder, _Tag] | None, max_steps: int | None = None,
-) -> tuple[str, int]:
-    """Drive the expert from ``pose``; return (termination or 'step_cap', steps).
+) -> str:
+    """Drive the expert from ``pose`` for at most ``max_steps``; return the termination (or 'step_cap').
 
     Each step records the frame the expert saw and its command (the label) before the noisy
     command is applied, so a crash frame is never recorded.
@@ -284,7 +283,7 @@ def _drive(
     steps = 0
     while info["termination"] is None:
         if max_steps is not None and steps >= max_steps:
-            return "step_cap", steps
+            return "step_cap"
         label = expert.act(obs, info)
         executed = limits.clip(*(np.add(label, noise.sample()) if noise is not None else label))
         if record is not None:
@@ -295,7 +294,7 @@ def _drive(
             )
         obs, _, _, _, info = env.step(env.to_action(*executed))
         steps += 1
-    return info["termination"], steps
+    return info["termination"]
 
 
 @functools.cache
@@ -314,11 +313,11 @@ def _episode_start(circuit, rng: np.random.Generator, config: DatasetConfig) -> 
     return float(x), float(y), yaw
 
 
-def _episode_noise(rng: np.random.Generator, noise: NoiseConfig, dt_s: float) -> tuple[float, _OrnsteinUhlenbeck]:
-    """This episode's noise scale (0 for a clean share of episodes) and its noise process."""
+def _episode_noise(rng: np.random.Generator, noise: NoiseConfig, dt_s: float) -> _OrnsteinUhlenbeck:
+    """This episode's noise: scale 0 for a clean share of episodes, else drawn from U(0, 1)."""
     scale = 0.0 if rng.uniform() < noise.clean_fraction else rng.uniform()
     sigma = scale * np.array([noise.v_sigma_mps, noise.w_sigma_radps])
-    return scale, _OrnsteinUhlenbeck(sigma, noise.tau_s, dt_s, rng)
+    return _OrnsteinUhlenbeck(sigma, noise.tau_s, dt_s, rng)
 
 
 # ---------------------------------------------------------------------------------- file jobs
@@ -339,26 +338,35 @@ class ChunkJob:
         return f"{self.split}/chunk-{self.index:05d}.npz"
 
     def run(self) -> dict[str, Any]:
+        """Drive episodes until the chunk is full, write it, and return its manifest entry."""
         recorder, terminations = _Recorder(), Counter()
         episode = 0
         while len(recorder) < self.frames:
             if episode >= EPISODE_STRIDE:
                 raise DatasetError(f"{self.file}: {episode} episodes gave only {len(recorder)} frames; the starts crash at once")
-            seeds = np.random.SeedSequence([self.config.seed, SPLIT_IDS[self.split], self.index, episode])
-            rng = np.random.default_rng(seeds)
-            circuit_index, direction = self.directions[rng.integers(len(self.directions))]
-            env = _env(direction.base, direction.reverse)
-            pose = _episode_start(env.circuit, rng, self.config)
-            _, noise = _episode_noise(rng, self.config.noise, env.sim_config.control_dt_s)
-            cap = min(self.config.episode_steps, self.frames - len(recorder))
-            tag = _Tag(circuit_index, self.index * EPISODE_STRIDE + episode)
-            termination, _ = _drive(env, pose, noise, (recorder, tag), cap)
-            if termination == "step_cap" and cap < self.config.episode_steps:
-                termination = "chunk_full"
-            terminations[termination] += 1
+            terminations[self._episode(episode, recorder)] += 1
             episode += 1
         entry = _write_npz(self.out, self.file, recorder.arrays())
         return {"index": self.index, **entry, "episodes": episode, "terminations": dict(sorted(terminations.items()))}
+
+    def _direction(self, episode: int) -> tuple[int, Direction]:
+        """Round-robin over a seeded order of the split's directions, continued from chunk to
+        chunk, so every direction gets a fair share of episodes (a crash shifts it by one)."""
+        order = np.random.default_rng([self.config.seed, SPLIT_IDS[self.split]]).permutation(len(self.directions))
+        slots = math.ceil(self.config.chunk_frames / self.config.episode_steps)
+        return self.directions[order[(self.index * slots + episode) % len(order)]]
+
+    def _episode(self, episode: int, recorder: _Recorder) -> str:
+        """One seeded episode (start pose, noise) recorded into ``recorder``; its termination."""
+        rng = np.random.default_rng([self.config.seed, SPLIT_IDS[self.split], self.index, episode])
+        circuit_index, direction = self._direction(episode)
+        env = _env(direction.base, direction.reverse)
+        pose = _episode_start(env.circuit, rng, self.config)
+        noise = _episode_noise(rng, self.config.noise, env.sim_config.control_dt_s)
+        cap = min(self.config.episode_steps, self.frames - len(recorder))
+        tag = _Tag(circuit_index, self.index * EPISODE_STRIDE + episode)
+        termination = _drive(env, pose, noise, (recorder, tag), cap)
+        return "chunk_full" if termination == "step_cap" and cap < self.config.episode_steps else termination
 
 
 @dataclass(frozen=True)
@@ -376,7 +384,7 @@ class TestSetJob:
     def run(self) -> dict[str, Any]:
         recorder = _Recorder()
         env = _env(self.name, False)
-        termination, _ = _drive(env, env.circuit.spawn_pose, None, (recorder, _Tag(self.circuit_index, 0)))
+        termination = _drive(env, env.circuit.spawn_pose, None, (recorder, _Tag(self.circuit_index, 0)))
         entry = _write_npz(self.out, self.file, recorder.arrays())
         return {"circuit": self.name, **entry, "termination": termination}
 
@@ -406,22 +414,19 @@ def _npz_bytes(arrays: dict[str, NDArray]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
-            archive.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
+            info.compress_type = zipfile.ZIP_DEFLATED  # at zlib's default level
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 
 def _label_stats(labels: NDArray[np.float32]) -> dict[str, list[float]]:
+    """Per-channel (v, w) statistics; empty lists for no frames."""
     values = labels.astype(np.float64)
-    empty = len(values) == 0
-    return {
-        "min": [] if empty else values.min(axis=0).tolist(),
-        "max": [] if empty else values.max(axis=0).tolist(),
-        "mean": [] if empty else values.mean(axis=0).tolist(),
-        "std": [] if empty else values.std(axis=0).tolist(),
-    }
+    if len(values) == 0:
+        return {"min": [], "max": [], "mean": [], "std": []}
+    return {stat: getattr(values, stat)(axis=0).tolist() for stat in ("min", "max", "mean", "std")}
 
 
 def _write_npz(out: Path, file: str, arrays: dict[str, NDArray]) -> dict[str, Any]:
@@ -483,15 +488,18 @@ def _code_version() -> dict[str, Any]:
     return {key: facts[key] for key in ("simeval", "git_commit", "python", "numpy")}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: no data set here; {HOW_TO_MAKE}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: unreadable manifest ({exc}); {HOW_TO_MAKE}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
+
+
+def _checked_format(data: Any, path: Path) -> dict[str, Any]:
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != FORMAT:
         raise DatasetError(f"{path}: format {found!r}, expected {FORMAT!r}; {HOW_TO_MAKE}")
     return data
 
@@ -564,11 +572,14 @@ class _Plan:
 
 def _previous(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The manifest of an earlier run into ``out`` with the same settings; None if there is none
-    (or it is unreadable: its chunks then cannot be trusted and are made again)."""
+    (or it is unreadable: its chunks then cannot be trusted and are made again). Another format or
+    other settings raise: those files are someone's data set, not ours to overwrite."""
+    path = out / MANIFEST
     try:
-        old = _read_json(out / MANIFEST)
+        data = _read_json(path)
     except DatasetError:
         return None
+    old = _checked_format(data, path)
     if old.get("settings") != settings:
         diff = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
         raise DatasetError(
@@ -604,7 +615,8 @@ def _run_jobs(jobs: Sequence[Any], executor: ProcessPoolExecutor | None, done: C
 
 
 def _plan_directions(
-    config: DatasetConfig, old: dict[str, Any] | None, executor: ProcessPoolExecutor | None, progress: bool
+    config: DatasetConfig, roles: dict[str, str], old: dict[str, Any] | None,
+    executor: ProcessPoolExecutor | None, progress: bool,
 ) -> tuple[list[Direction], list[dict[str, str]], list[str]]:
     """Every driven direction (train, then val, then the test circuits forward) and the skipped ones.
 
@@ -612,25 +624,25 @@ def _plan_directions(
     """
     from tqdm import tqdm
 
-    roles = _catalogue_roles()
-    train, val = _training_names(config, roles)
     test_names = sorted(n for n, r in roles.items() if r == "test")
     candidates = [
         Direction(f"{base}-reverse" if rev else base, base, rev, "train", split, _circuit(base, rev).length_m)
-        for split, names in (("train", train), ("val", val)) for base in names for rev in (False, True)
+        for split in SPLITS
+        for base in config.circuits or ()
+        if (base in config.val_circuits) == (split == "val")
+        for rev in (False, True)
     ]
+    verdicts: dict[str, str] = {}
     if old is not None:
-        verdicts = {c["name"]: "lap_completed" for c in old["circuits"]}
+        verdicts.update({c["name"]: "lap_completed" for c in old["circuits"]})
         verdicts.update({s["name"]: s["reason"] for s in old["skipped_directions"]})
-    else:
-        verdicts = {}
-        todo = [LapCheckJob(c) for c in candidates]
-        with tqdm(total=len(todo), desc="expert lap checks", unit="lap", file=sys.stderr, disable=not progress) as bar:
-            def done(job: LapCheckJob, termination: str) -> None:
-                verdicts[job.direction.name] = termination
-                bar.update(1)
+    todo = [LapCheckJob(c) for c in candidates if c.name not in verdicts]
+    with tqdm(total=len(todo), desc="expert lap checks", unit="lap", file=sys.stderr, disable=not progress or not todo) as bar:
+        def done(job: LapCheckJob, termination: str) -> None:
+            verdicts[job.direction.name] = termination
+            bar.update(1)
 
-            _run_jobs(todo, executor, done)
+        _run_jobs(todo, executor, done)
     kept = [c for c in candidates if verdicts[c.name] == "lap_completed"]
     skipped = [{"name": c.name, "reason": verdicts[c.name]} for c in candidates if verdicts[c.name] != "lap_completed"]
     for split in ("train", "val"):
@@ -647,6 +659,8 @@ def generate(config: DatasetConfig, out: Path, *, jobs: int = 1, progress: bool 
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     out = Path(out)
+    roles = _catalogue_roles()
+    config = _resolve_circuits(config, roles)
     old = _previous(out, config.as_dict())
     executor = None
     if jobs > 1:
@@ -654,7 +668,7 @@ def generate(config: DatasetConfig, out: Path, *, jobs: int = 1, progress: bool 
 
         executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
     try:
-        directions, skipped, test_names = _plan_directions(config, old, executor, progress)
+        directions, skipped, test_names = _plan_directions(config, roles, old, executor, progress)
         plan = _Plan(config, out, directions, skipped, test_names, _code_version())
         _adopt_previous(plan, old)
         plan.write_manifest()
@@ -662,10 +676,9 @@ def generate(config: DatasetConfig, out: Path, *, jobs: int = 1, progress: bool 
         todo += [j for j in plan.chunk_jobs() if j.index not in plan.chunks[j.split]]
         total = sum(plan.planned(s)[0] for s in SPLITS)
         n_files = len(plan.test_names) + sum(plan.planned(s)[1] for s in SPLITS)
-        with tqdm(total=total, unit="frame", unit_scale=True, file=sys.stderr, disable=not progress) as bar:
-            already = sum(len(plan.chunks[s]) for s in SPLITS) + len(plan.test_sets)
-            bar.update(sum(e["frames"] for s in SPLITS for e in plan.chunks[s].values()))
-            bar.set_postfix_str(f"files {already}/{n_files}")
+        kept = sum(e["frames"] for s in SPLITS for e in plan.chunks[s].values())
+        with tqdm(total=total, initial=kept, unit="frame", unit_scale=True, file=sys.stderr, disable=not progress) as bar:
+            bar.set_postfix_str(f"files {n_files - len(todo)}/{n_files}")
 
             def done(job: ChunkJob | TestSetJob, entry: dict[str, Any]) -> None:
                 if isinstance(job, ChunkJob):
@@ -729,7 +742,7 @@ class DatasetManifest:
 def load_manifest(root: str | Path) -> DatasetManifest:
     """The manifest of a complete data set; a missing, corrupt or unfinished one raises DatasetError."""
     path = Path(root) / MANIFEST
-    data = _read_json(path)
+    data = _checked_format(_read_json(path), path)
     if not data.get("complete"):
         raise DatasetError(f"{path}: the data set is unfinished; {HOW_TO_MAKE} again to complete it")
     try:
