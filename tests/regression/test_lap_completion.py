@@ -5,6 +5,8 @@ A failure names the agent, the circuit, how far it got and why it stopped.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from simeval.agents import load_agent
@@ -13,16 +15,23 @@ from simeval.metrics import compute_metrics
 from simeval.runner import RunConfig, run_episode
 from tests.support import TEST_CIRCUITS, circuit
 
+EXPERTS = ("expert", "pure-pursuit")
+MODELS = ("torch-fp32", "tf-fp32")
 EXPERT_MAX_DEVIATION_MAE_M = 0.3
-AGENTS = ("expert", "pure-pursuit")
+
+
+@functools.cache
+def agent(name: str):
+    """One agent per name for the whole gate: loading a model once is what a user's run does too."""
+    return load_agent(name)
 
 
 @pytest.mark.parametrize("circuit_name", TEST_CIRCUITS)
-@pytest.mark.parametrize("agent_name", AGENTS)
+@pytest.mark.parametrize("agent_name", EXPERTS + MODELS)
 def test_agent_completes_the_lap(agent_name, circuit_name):
     c = circuit(circuit_name)
     env = FollowLineEnv(c)
-    record = run_episode(env, load_agent(agent_name), RunConfig(agent=agent_name, circuit=circuit_name))
+    record = run_episode(env, agent(agent_name), RunConfig(agent=agent_name, circuit=circuit_name))
     metrics = compute_metrics(record, c)
     where = (
         f"{agent_name} on {circuit_name}: {metrics['percentage_completed']:.1f}% of the lap, "
@@ -30,4 +39,5 @@ def test_agent_completes_the_lap(agent_name, circuit_name):
         + (f" ({record.error})" if record.error else "")
     )
     assert metrics["completed"], where
-    assert metrics["deviation_mae_m"] <= EXPERT_MAX_DEVIATION_MAE_M, f"{where}; deviation MAE {metrics['deviation_mae_m']:.3f} m"
+    if agent_name in EXPERTS:
+        assert metrics["deviation_mae_m"] <= EXPERT_MAX_DEVIATION_MAE_M, f"{where}; deviation MAE {metrics['deviation_mae_m']:.3f} m"
