@@ -13,6 +13,17 @@ AGENTS: dict[str, str] = {
     "pure-pursuit": "simeval.agents.pure_pursuit:PurePursuitAgent",
     "torch-fp32": "simeval.agents.pilotnet_torch:TorchPilotNetAgent",
     "tf-fp32": "simeval.agents.pilotnet_tf:TFPilotNetAgent",
+    "torch-dynamic": "simeval.agents.torch_quant:TorchDynamicAgent",
+    "torch-static": "simeval.agents.torch_quant:TorchStaticAgent",
+    "torch-qat": "simeval.agents.torch_quant:TorchQATAgent",
+    "onnx-fp32": "simeval.agents.onnx_backend:OnnxFP32Agent",
+    "onnx-int8": "simeval.agents.onnx_backend:OnnxInt8Agent",
+    "tflite-dynamic": "simeval.agents.litert_backend:TFLiteDynamicAgent",
+    "tflite-fp16": "simeval.agents.litert_backend:TFLiteFP16Agent",
+    "tflite-int8": "simeval.agents.litert_backend:TFLiteInt8Agent",
+    "tftrt-fp32": "simeval.agents.tensorrt_backend:TFTRTFP32Agent",
+    "tftrt-fp16": "simeval.agents.tensorrt_backend:TFTRTFP16Agent",
+    "tftrt-int8": "simeval.agents.tensorrt_backend:TFTRTInt8Agent",
 }
 """Registered names and the 'module:Class' that implements each."""
 
