@@ -15,7 +15,6 @@ pytest.importorskip("tensorflow")
 
 from simeval.agents import load_agent  # noqa: E402
 from simeval.agents.pilotnet import PARAMETERS, LabelRange, ModelCard, mse_report, preprocess  # noqa: E402
-from simeval.dataset import DatasetConfig, generate  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from simeval.train import main as train_main  # noqa: E402
@@ -73,19 +72,13 @@ def test_label_range_round_trip_and_mse_units():
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    """A few hundred frames, one short epoch per framework: the real pipeline, end to end."""
-    root = tmp_path_factory.mktemp("tiny")
-    data = root / "data"
-    config = DatasetConfig(
-        train_frames=256, val_frames=64, chunk_frames=128,
-        circuits=("gen-003", "gen-002"), val_circuits=("gen-002",),
-    )
-    generate(config, data, progress=False)
+def tiny_models(tiny_data, tmp_path_factory):
+    """One short epoch per framework on the miniature data set: the real pipeline, end to end."""
+    root = tmp_path_factory.mktemp("tiny-models")
     models = {}
     for framework in ("torch", "tf"):
         out = root / framework
-        args = ["--framework", framework, "--data", str(data), "--out", str(out), "--work", str(root / f"work-{framework}"),
+        args = ["--framework", framework, "--data", str(tiny_data), "--out", str(out), "--work", str(root / f"work-{framework}"),
                 "--epochs", "1", "--batch-size", "64"]
         assert train_main(args) == 0
         models[framework] = out
@@ -122,8 +115,8 @@ def test_trained_model_drives_from_its_file(tiny_models, framework):
 
 
 @pytest.mark.parametrize("framework", ["torch", "tf"])
-def test_interrupted_training_resumes_after_the_last_finished_epoch(tiny_models, tmp_path, capsys, framework):
-    data = tiny_models["torch"].parent / "data"
+def test_interrupted_training_resumes_after_the_last_finished_epoch(tiny_data, tmp_path, capsys, framework):
+    data = tiny_data
     args = ["--framework", framework, "--data", str(data), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
             "--batch-size", "64", "--patience", "5"]
     assert train_main([*args, "--epochs", "1"]) == 0  # as if stopped after epoch 1

@@ -186,3 +186,8 @@ class PilotNetAgent(Agent):
     @abstractmethod
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.floating]:
         """The model call alone: what ``inference_time_*`` measures."""
+
+    def infer_batch(self, batch: NDArray[np.float32]) -> NDArray[np.floating]:
+        """Many pre-processed frames at once, (n, 66, 200, 3) -> (n, 2); backends whose model
+        takes a batch override this, the others run the frames one by one."""
+        return np.concatenate([np.asarray(self.infer(batch[i : i + 1])).reshape(1, 2) for i in range(len(batch))])

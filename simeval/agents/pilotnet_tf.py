@@ -104,6 +104,10 @@ class TFPilotNetAgent(PilotNetAgent):
             lambda x: self.model(x, training=False),
             input_signature=[tf.TensorSpec((1, *INPUT_SHAPE), tf.float32)],
         )
+        self._call_batch = tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
+        )
         self.info = AgentInfo(
             name=self.NAME if shipped else str(path), framework="tensorflow", precision="fp32",
             artifact=path, artifact_bytes=path.stat().st_size,
@@ -111,3 +115,6 @@ class TFPilotNetAgent(PilotNetAgent):
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         return self._call(tf.constant(batch)).numpy()
+
+    def infer_batch(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        return self._call_batch(tf.constant(batch)).numpy()

@@ -142,3 +142,5 @@ class TorchPilotNetAgent(PilotNetAgent):
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         with torch.inference_mode():
             return self.model(torch.from_numpy(batch)).numpy()
+
+    infer_batch = infer
