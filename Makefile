@@ -16,7 +16,7 @@ $(READY): pyproject.toml
 	touch $(READY)
 
 run: setup
-	$(BIN)/python -m simeval.run --agent expert --circuit montreal
+	$(BIN)/python -m simeval.run --agent torch-fp32 --circuit montreal
 
 test: setup
 	$(BIN)/python -m pytest -q
