@@ -113,3 +113,17 @@ def test_list_agents(capsys):
 def test_user_class_that_is_not_an_agent_is_refused(capsys):
     assert main(["--agent", "json:JSONDecoder"]) == EXIT_BAD_INPUT
     assert "is not a simeval.agents.base.Agent subclass" in capsys.readouterr().err
+
+
+def test_expert_run_imports_neither_torch_nor_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from simeval.run import main;"
+        f"rc = main(['--agent', 'expert', '--circuit', 'simple', '--out', {str(tmp_path / 'run')!r}]);"
+        "heavy = sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules);"
+        "print(rc, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
