@@ -481,11 +481,27 @@ def _split_summary(planned_frames: int, planned_chunks: int, chunks: dict[int, d
     }
 
 
+DRIVING_CODE = ("circuit", "lookup", "vehicle", "simulator", "camera", "raster", "env", "agents/expert", "dataset")
+"""Modules whose code decides a frame's pixels and its label: a change to any of them (or to a
+circuit file) makes old chunks disagree with new ones, so a resume across it is refused."""
+
+
+def driving_code_sha256() -> str:
+    """One hash of the driving code and the circuit files."""
+    from simeval.paths import PACKAGE_DIR, data_dir
+
+    digest = hashlib.sha256()
+    files = [PACKAGE_DIR / f"{name}.py" for name in DRIVING_CODE] + sorted(data_dir("circuits").glob("*.csv"))
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _code_version() -> dict[str, Any]:
     from simeval.results import environment_facts
 
     facts = environment_facts()
-    return {key: facts[key] for key in ("simeval", "git_commit", "python", "numpy")}
+    return {key: facts[key] for key in ("simeval", "git_commit", "python", "numpy")} | {"driving_code": driving_code_sha256()}
 
 
 def _read_json(path: Path) -> Any:
@@ -580,6 +596,13 @@ def _previous(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     except DatasetError:
         return None
     old = _checked_format(data, path)
+    made_by, now = old.get("code", {}).get("driving_code"), driving_code_sha256()
+    if made_by != now:
+        raise DatasetError(
+            f"{out} was made by another version of the simulator, expert or circuits (driving code "
+            f"{str(made_by)[:12]}, now {now[:12]}): its frames would not match new ones; "
+            "delete it (or choose another --out) and generate again"
+        )
     if old.get("settings") != settings:
         diff = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
         raise DatasetError(

@@ -183,6 +183,14 @@ def test_other_settings_in_the_same_folder_are_refused(copy):
         generate(dataclasses.replace(TINY, seed=4), copy, progress=False)
 
 
+def test_resume_across_a_change_of_the_driving_code_is_refused(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["code"]["driving_code"] = "0" * 64  # as if the simulator or expert changed since
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="another version of the simulator, expert or circuits"):
+        generate(TINY, copy, progress=False)
+
+
 def test_missing_data_set_says_how_to_make_it(tmp_path):
     with pytest.raises(DatasetError, match=r"manifest\.json.*python -m simeval\.dataset"):
         load_split(tmp_path, "train")
