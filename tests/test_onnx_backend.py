@@ -1,0 +1,199 @@
+"""ONNX Runtime variants: export and static int8 quantization through the real code, the shipped
+artifacts against their cards and the issue's targets, and agents that fail cleanly and quietly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from simeval.agents import load_agent  # noqa: E402
+from simeval.agents.pilotnet import model_dir, preprocess, read_card  # noqa: E402
+from simeval.dataset import default_dataset_dir  # noqa: E402
+from simeval.env import FollowLineEnv  # noqa: E402
+from simeval.errors import AgentError  # noqa: E402
+from tests.support import circuit  # noqa: E402
+
+VARIANTS = ("onnx-fp32", "onnx-int8")
+MSE_RATIO_MAX = 1.10
+INT8_SIZE_RATIO_MIN = 3.8
+
+
+def rollout_frames(count: int, circuit_name: str = "austin") -> np.ndarray:
+    """Camera frames from the expert driving a TRAINING circuit: calibration data when the data set
+    is absent (CI), never a test circuit."""
+    from simeval.agents.expert import ExpertAgent
+
+    env = FollowLineEnv(circuit(circuit_name))
+    agent = ExpertAgent()
+    obs, info = env.reset(seed=0)
+    agent.reset(env.circuit)
+    frames = []
+    for _ in range(count * 3):  # every third step: frames that differ
+        frames.append(obs)
+        obs, _, terminated, truncated, info = env.step(env.to_action(*agent.act(obs, info)))
+        assert not (terminated or truncated)
+    return np.stack(frames[::3])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The shipped torch-fp32 model exported and quantized into tmp on a handful of frames."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from simeval.agents import onnx_backend as ob
+
+    work = tmp_path_factory.mktemp("onnx")
+    frames = rollout_frames(16)
+    fp32 = ob.export_onnx(model_dir("torch-fp32") / "model.pt", work / "fp32.onnx")
+    int8 = ob.quantize_int8(fp32, work / "int8.onnx", frames, ob.StaticInt8Config(calibration_frames=16))
+    return {"fp32": fp32, "int8": int8, "frames": frames}
+
+
+def test_folding_the_input_norm_is_exact():
+    torch = pytest.importorskip("torch")
+    from simeval.agents.onnx_backend import fold_input_norm
+    from simeval.agents.pilotnet_torch import load_pilotnet
+
+    model = load_pilotnet(model_dir("torch-fp32") / "model.pt")
+    folded = fold_input_norm(model)
+    x = torch.from_numpy(preprocess(rollout_frames(4)))
+    with torch.inference_mode():
+        assert torch.allclose(folded(x), model(x), atol=1e-4)
+    assert isinstance(folded.input_norm, torch.nn.Identity) and not isinstance(model.input_norm, torch.nn.Identity)
+
+
+def test_export_matches_torch_at_any_batch(exported):
+    import torch
+
+    from simeval.agents.onnx_backend import load_session, predictor
+    from simeval.agents.pilotnet_torch import load_pilotnet
+
+    batch = preprocess(exported["frames"])
+    with torch.inference_mode():
+        expected = load_pilotnet(model_dir("torch-fp32") / "model.pt")(torch.from_numpy(batch)).numpy()
+    predict = predictor(load_session(exported["fp32"]))
+    assert np.allclose(predict(batch), expected, atol=1e-3)  # (v m/s, w rad/s): the rescaling is inside
+    assert np.allclose(predict(batch[:1]), expected[:1], atol=1e-3)
+
+
+def test_int8_is_static_qdq_per_channel_with_an_exact_input_and_a_float_tail(exported):
+    import onnx
+
+    from simeval.agents.onnx_backend import load_session, predictor
+
+    graph = onnx.load(str(exported["int8"]))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer}
+    ops = [n.op_type for n in graph.graph.node]
+    assert "DynamicQuantizeLinear" not in ops and ops.count("QuantizeLinear") >= 9  # static: every activation
+    weights = [n for n in graph.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("weight_quantized")]
+    assert len(weights) == 9  # 5 conv + 4 dense; the output layer stays float
+    assert all(inits[n.input[0]].dtype == np.int8 and inits[n.input[1]].size == inits[n.input[0]].shape[0] for n in weights)
+    first_q = next(n for n in graph.graph.node if n.op_type == "QuantizeLinear")
+    assert inits[first_q.input[1]] == pytest.approx(1 / 255) and inits[first_q.input[2]] == 0
+    assert ops[-2:] == ["Mul", "Add"]  # the rescaling to SI units runs in float
+    assert exported["fp32"].stat().st_size / exported["int8"].stat().st_size > 3.5
+    batch = preprocess(exported["frames"])
+    fp32 = predictor(load_session(exported["fp32"]))(batch)
+    int8 = predictor(load_session(exported["int8"]))(batch)
+    assert np.abs(int8 - fp32).max(axis=0) == pytest.approx([0, 0], abs=0.5)
+
+
+def test_int8_config_is_validated():
+    from simeval.agents.onnx_backend import ExportConfig, StaticInt8Config
+
+    with pytest.raises(ValueError, match="calibrate_method must be one of"):
+        StaticInt8Config(calibrate_method="Histogram")
+    with pytest.raises(ValueError, match="calibration_frames must be >= 1, got 0"):
+        StaticInt8Config(calibration_frames=0)
+    with pytest.raises(ValueError, match="opset must be"):
+        ExportConfig(opset=9)
+
+
+@pytest.mark.skipif(not (default_dataset_dir() / "manifest.json").is_file(), reason="needs the data set data/pilotnet")
+def test_builder_calibrates_on_training_frames(tmp_path):
+    pytest.importorskip("torch")
+    from simeval.agents.onnx_backend import build_int8
+    from simeval.optimize import BuildContext
+
+    result = build_int8(model_dir("torch-fp32"), tmp_path, BuildContext(default_dataset_dir()))
+    assert result.precision == "int8" and result.artifact == tmp_path / "model.onnx"
+    assert result.method["calibration"] == {"split": "train", "frames": 512, "seed": 0}
+    assert result.predict(np.zeros((3, 66, 200, 3), np.float32)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_shipped_variant_meets_its_card_and_targets(name):
+    card = read_card(model_dir(name))
+    parent = read_card(model_dir("torch-fp32"))
+    agent = load_agent(name)  # checks the sha256 against the card
+    assert card.size_bytes == agent.info.artifact_bytes and card.training["parent_sha256"] == parent.sha256
+    assert card.test["parent_all"] == parent.test["all"]
+    for circuit_name in ("simple", "montreal", "montmelo", "all"):
+        assert card.test[circuit_name]["mse_normalized"] <= MSE_RATIO_MAX * parent.test[circuit_name]["mse_normalized"], circuit_name
+    if card.precision == "int8":
+        assert parent.size_bytes / card.size_bytes >= INT8_SIZE_RATIO_MIN
+    assert card.training["method"]["runtime"]["intra_op_num_threads"] == 1
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_shipped_agent_drives_like_its_parent(name):
+    torch_agent, agent = load_agent("torch-fp32"), load_agent(name)
+    env = FollowLineEnv(circuit("simple"))
+    obs, info = env.reset(seed=0)
+    agent.reset(env.circuit)
+    for _ in range(5):
+        v, w = agent.act(obs, info)
+        v0, w0 = torch_agent.act(obs, info)
+        tolerance = 1e-3 if name == "onnx-fp32" else 0.3
+        assert abs(v - v0) < 25 * tolerance and abs(w - w0) < tolerance
+        obs, *_, info = env.step(env.to_action(v, w))
+    assert agent.last_inference_s > 0 and agent.info.framework == "onnxruntime"
+
+
+def test_bad_artifact_fails_with_one_line(tmp_path):
+    from simeval.agents.onnx_backend import OnnxFP32Agent, OnnxInt8Agent
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    for cls in (OnnxFP32Agent, OnnxInt8Agent):
+        with pytest.raises(AgentError, match=r"garbage\.onnx: not a loadable ONNX model") as caught:
+            cls(path=garbage)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(AgentError, match="no such model file"):
+        OnnxInt8Agent(path=tmp_path / "nothing.onnx")
+
+
+def test_wrong_graph_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    from simeval.agents.onnx_backend import OnnxFP32Agent
+
+    with pytest.raises(AgentError, match=r"relu\.onnx: expected a \(N, 66, 200, 3\) -> \(N, 2\) PilotNet graph"):
+        OnnxFP32Agent(path=path)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_loading_and_acting_prints_nothing(name):
+    """No deprecation warning (or anything else) reaches the terminal from load or act."""
+    code = (
+        "import numpy as np\n"
+        "from simeval.agents import load_agent\n"
+        f"a = load_agent({name!r})\n"
+        "print(a.act(np.zeros((66, 200, 3), np.uint8), {}))\n"
+        "import sys; assert 'torch' not in sys.modules, 'the agent imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert len(json.loads(done.stdout.replace("(", "[").replace(")", "]"))) == 2
