@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.agents.pilotnet import ModelCard, model_dir, read_card, sha256_of
+from simeval.atomic import public_permissions
 from simeval.errors import AgentError, SimevalError, UnknownNameError
 
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -112,10 +117,29 @@ def build(name: str, context: BuildContext) -> ModelCard:
     module_name, _, function = target.partition(":")
     builder = getattr(importlib.import_module(module_name), function)
     out = model_dir(name)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = builder(parent_dir, out, context)
-    return write_card(name, parent, result, context, time.perf_counter() - started)
+    with _replacing(out) as tmp:
+        card = write_card(name, parent, builder(parent_dir, tmp, context), context, time.perf_counter() - started)
+    return card
+
+
+@contextmanager
+def _replacing(out: Path) -> Iterator[Path]:
+    """A fresh temporary folder that replaces ``out`` only when the build succeeds: a skipped or
+    failed build leaves the shipped variant (or its absence) as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        public_permissions(tmp, directory=True)
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,7 +74,7 @@ def environment_facts() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "git_commit": _git_commit(),
     }
-    for module in ("torch", "tensorflow", "pybullet"):
+    for module in ("torch", "torchao", "tensorflow", "keras", "pybullet", "onnx", "onnxruntime", "tf2onnx", "ai_edge_litert", "tensorrt"):
         if module in sys.modules:
             facts[module] = getattr(sys.modules[module], "__version__", "unknown")
     return facts

@@ -137,11 +137,10 @@ def test_report(call, root: Path, labels: LabelRange) -> dict[str, Any]:
 
 
 def versions(framework: str) -> dict[str, Any]:
+    """Versions of simeval, Python and every framework loaded, the git commit and the CPU."""
     from simeval.results import environment_facts
 
-    facts = environment_facts()
-    keep = ("simeval", "python", "numpy", "torch", "tensorflow", "git_commit", "cpu", "cpu_count")
-    return {k: facts[k] for k in keep if k in facts}
+    return {k: v for k, v in environment_facts().items() if k != "platform"}
 
 
 def train(config: TrainConfig) -> ModelCard:
