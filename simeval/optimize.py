@@ -101,7 +101,7 @@ def write_card(name: str, parent: ModelCard, result: VariantResult, context: Bui
         training={"parent": parent.name, "parent_sha256": parent.sha256, "method": result.method, "seconds": round(seconds, 1)},
         validation=parent.validation,
         test=test | {"parent_all": parent.test["all"]},
-        versions=versions(result.framework),
+        versions=versions(),
     )
     card.write(result.artifact.parent)
     return card

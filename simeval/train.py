@@ -136,7 +136,7 @@ def test_report(call, root: Path, labels: LabelRange) -> dict[str, Any]:
     return report
 
 
-def versions(framework: str) -> dict[str, Any]:
+def versions() -> dict[str, Any]:
     """Versions of simeval, Python and every framework loaded, the git commit and the CPU."""
     from simeval.results import environment_facts
 
@@ -188,7 +188,7 @@ def train(config: TrainConfig) -> ModelCard:
         },
         validation={"mse_normalized": trained.fit.best_val_mse, "circuits": [c["name"] for c in manifest.circuits if c.get("split") == "val"]},
         test=test_report(trained.predict, root, data.labels),
-        versions=versions(config.framework),
+        versions=versions(),
     )
     card.write(out)
     return card
