@@ -143,6 +143,7 @@ def test_shipped_variant_meets_its_card_and_targets(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_shipped_agent_drives_like_its_parent(name):
+    pytest.importorskip("torch")
     torch_agent, agent = load_agent("torch-fp32"), load_agent(name)
     env = FollowLineEnv(circuit("simple"))
     obs, info = env.reset(seed=0)
