@@ -23,9 +23,7 @@ Driving needs only ``ai_edge_litert`` (the LiteRT interpreter, which replaces th
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -39,6 +37,7 @@ from numpy.typing import NDArray
 from simeval.agents.base import AgentInfo
 from simeval.agents.pilotnet import DENSE_LAYERS, INPUT_SHAPE, REBUILD_HINT, PilotNetAgent, load_verified, preprocess
 from simeval.errors import AgentError
+from simeval.native_stderr import LITERT_NOTES, filtered
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
 
 ARTIFACT = "model.tflite"
 FRAMEWORK = "litert"
-NATIVE_NOISE = (b"INFO: ", b"fully_quantize: ")
-"""Starts of the native information lines kept off the terminal (see ``native_info_filtered``)."""
 
 
 @dataclass(frozen=True)
@@ -103,27 +100,6 @@ ConvertConfig = DynamicRangeConfig | Float16Config | FullInt8Config
 # ----------------------------------------------------------------------------- running
 
 
-@contextlib.contextmanager
-def native_info_filtered() -> Iterator[None]:
-    """Drop the information lines (``NATIVE_NOISE``) that LiteRT's C++ code writes straight to file
-    descriptor 2 ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", the converter's
-    quantizer settings): no environment variable or API turns them off. Everything else written
-    there still reaches stderr, after the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().splitlines(keepends=True) if not line.startswith(NATIVE_NOISE)]
-            if kept:
-                os.write(2, b"".join(kept))
-
-
 def load_interpreter(path: Path, threads: int = 1) -> Interpreter:
     """A LiteRT interpreter for a PilotNet flatbuffer, tensors allocated; a bad file fails with one
     line naming it. ``threads`` is the interpreter's thread count (XNNPACK's too)."""
@@ -133,7 +109,7 @@ def load_interpreter(path: Path, threads: int = 1) -> Interpreter:
     if not Path(path).is_file():
         raise AgentError(f"{where}: no such model file")
     try:
-        with native_info_filtered():
+        with filtered(LITERT_NOTES):
             interpreter = Interpreter(model_path=where, num_threads=threads)
             interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - the interpreter raises ValueError/RuntimeError for a bad file
@@ -264,7 +240,7 @@ def convert(keras_path: Path, out: Path, config: ConvertConfig, frames: NDArray[
         model.export(work, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(work)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        with native_info_filtered():
+        with filtered(LITERT_NOTES):
             if isinstance(config, Float16Config):
                 converter.target_spec.supported_types = [tf.float16]
             if isinstance(config, FullInt8Config):

@@ -25,11 +25,13 @@ from simeval.agents.pilotnet import (
     load_verified,
 )
 from simeval.errors import AgentError
+from simeval.native_stderr import TENSORFLOW_NOTES, filtered
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the terminal
 try:
-    import keras
-    import tensorflow as tf
+    with filtered(TENSORFLOW_NOTES):  # the absl and oneDNN notes ignore TF_CPP_MIN_LOG_LEVEL
+        import keras
+        import tensorflow as tf
 except ImportError as exc:  # pragma: no cover - exercised only without tensorflow
     raise AgentError(f"the tf agents need TensorFlow ({exc}); install it with `pip install 'simeval[tf]'`") from None
 
