@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: setup run test bench lint circuits data models clean
+.PHONY: setup run test bench lint circuits data models offline clean
 
 setup: $(READY)
 
@@ -30,13 +30,18 @@ lint: setup
 circuits: setup
 	$(BIN)/python -m simeval.circuits build
 
-# The data set and both fp32 models, from scratch (resumable: rerun after an interrupt).
+# The data set, both fp32 models and their optimized variants, from scratch (resumable: rerun
+# after an interrupt). Variants that need hardware missing here (TensorRT) are reported, not built.
 data: setup
 	$(BIN)/python -m simeval.dataset
 
 models: data
 	$(BIN)/python -m simeval.train --framework torch
 	$(BIN)/python -m simeval.train --framework tf
+	$(BIN)/python -m simeval.optimize all
+
+offline: setup
+	$(BIN)/python -m simeval.offline
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -16,7 +16,7 @@ from simeval.runner import RunConfig, run_episode
 from tests.support import TEST_CIRCUITS, circuit
 
 EXPERTS = ("expert", "pure-pursuit")
-MODELS = ("torch-fp32", "tf-fp32")
+MODELS = ("torch-fp32", "tf-fp32", "onnx-fp32", "onnx-int8", "tflite-dynamic", "tflite-fp16", "tflite-int8")
 EXPERT_MAX_DEVIATION_MAE_M = 0.3
 
 
