@@ -1,0 +1,251 @@
+"""The int8 PyTorch PilotNets (torch-dynamic, torch-static, torch-qat): the shipped artifacts load
+without the PilotNet class and without a warning, meet their cards' size and MSE bounds, fail on a
+bad file with one line; and a tiny build of each variant runs the real builders end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if "x86" not in torch.backends.quantized.supported_engines:
+    pytest.skip("the int8 torch agents need PyTorch's x86 quantized engine", allow_module_level=True)
+
+from simeval.agents import load_agent  # noqa: E402
+from simeval.agents.pilotnet import ModelCard, model_dir, preprocess, read_card, sha256_of  # noqa: E402
+from simeval.agents.torch_quant import (  # noqa: E402
+    ARTIFACT,
+    DynamicInt8Config,
+    QATConfig,
+    StaticInt8Config,
+    TorchDynamicAgent,
+    TorchQATAgent,
+    TorchStaticAgent,
+    fold_pilotnet,
+)
+from simeval.env import FollowLineEnv  # noqa: E402
+from simeval.errors import AgentError  # noqa: E402
+from simeval.paths import REPO_ROOT  # noqa: E402
+from tests.support import circuit  # noqa: E402
+
+VARIANTS = {"torch-dynamic": TorchDynamicAgent, "torch-static": TorchStaticAgent, "torch-qat": TorchQATAgent}
+MIN_SIZE_RATIO = 3.8
+"""Every int8 artifact is at least this many times smaller than torch-fp32."""
+MAX_MSE_RATIO = 1.10
+"""Every variant's test MSE, on each test circuit, is at most this times its parent's."""
+DATASET = REPO_ROOT / "data" / "pilotnet"
+
+
+def _frames(count: int = 4) -> np.ndarray:
+    """Real camera frames from the start of a lap of SimpleCircuit."""
+    env = FollowLineEnv(circuit("simple"))
+    obs, _ = env.reset(seed=0)
+    frames = [obs]
+    for _ in range(count - 1):
+        obs, *_ = env.step(env.to_action(8.0, 0.0))
+        frames.append(obs)
+    return np.stack(frames)
+
+
+# ------------------------------------------------------------------------------ shipped artifacts
+LOAD_WITHOUT_PILOTNET = r"""
+import importlib.abc, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "simeval.agents.pilotnet_torch":
+            raise ImportError("blocked: the int8 artifacts must load without the PilotNet class")
+        return None
+
+sys.meta_path.insert(0, Block())
+import numpy as np
+from simeval.agents import load_agent
+from simeval.env import FollowLineEnv
+from simeval.circuit import Circuit
+
+env = FollowLineEnv(Circuit.from_name("simple"))
+obs, info = env.reset(seed=0)
+out = {}
+for name in sys.argv[1:]:
+    agent = load_agent(name)
+    out[name] = [agent.act(obs, info) for _ in range(3)]
+assert "simeval.agents.pilotnet_torch" not in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_shipped_variants_load_without_the_pilotnet_class_and_print_nothing():
+    """A fresh process, DeprecationWarnings as errors, PilotNet's module blocked: every variant loads
+    and drives, and nothing at all reaches stderr (C++ warnings included)."""
+    result = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", LOAD_WITHOUT_PILOTNET, *VARIANTS],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+    commands = json.loads(result.stdout.strip().splitlines()[-1])
+    parent = read_card(model_dir("torch-fp32"))
+    for name, steps in commands.items():
+        assert steps[0] == steps[1] == steps[2], f"{name} is not deterministic: {steps}"
+        v, w = steps[0]
+        assert parent.label_low[0] - 2 < v < parent.label_high[0] + 2, (name, v)
+        assert abs(w) < 8.0, (name, w)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_loading_and_acting_raise_no_warning(name):
+    frames = _frames(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agent = VARIANTS[name]()
+        for frame in frames:
+            v, w = agent.act(frame, {})
+    assert np.isfinite([v, w]).all()
+    assert agent.info.precision == "int8" and agent.info.framework == "torch"
+    assert agent.info.artifact_bytes == read_card(model_dir(name)).size_bytes
+    assert agent.last_inference_s > 0
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_batch_gives_what_the_frames_give_alone(name):
+    agent = VARIANTS[name]()
+    batch = preprocess(_frames(8))
+    alone = np.concatenate([agent.infer(batch[i : i + 1]) for i in range(len(batch))])
+    np.testing.assert_allclose(agent.infer_batch(batch), alone, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_card_meets_size_and_mse_bounds(name):
+    card, parent = read_card(model_dir(name)), read_card(model_dir("torch-fp32"))
+    assert card.artifact == ARTIFACT and card.precision == "int8"
+    assert card.sha256 == sha256_of(model_dir(name) / card.artifact)
+    assert card.training["parent"] == "torch-fp32" and card.training["parent_sha256"] == parent.sha256
+    assert parent.size_bytes / card.size_bytes >= MIN_SIZE_RATIO, f"{name}: {card.size_bytes} bytes"
+    for test_circuit in ("simple", "montreal", "montmelo", "all"):
+        ratio = card.test[test_circuit]["mse_normalized"] / parent.test[test_circuit]["mse_normalized"]
+        assert ratio <= MAX_MSE_RATIO, f"{name} on {test_circuit}: {ratio:.3f}x the parent's MSE"
+    assert card.test["parent_all"] == parent.test["all"]
+    method = card.training["method"]
+    assert method["path"] and method["why"] and method["deprecated_apis_filtered"]
+
+
+def test_qat_is_at_least_as_accurate_as_static():
+    qat, static = read_card(model_dir("torch-qat")), read_card(model_dir("torch-static"))
+    assert qat.test["all"]["mse_normalized"] <= static.test["all"]["mse_normalized"]
+    history = qat.training["method"]["history"]
+    assert [h["epoch"] for h in history] == list(range(len(history)))
+
+
+@pytest.mark.skipif(not (DATASET / "manifest.json").is_file(), reason="needs the data set (python -m simeval.dataset)")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_shipped_artifact_reproduces_its_card(name):
+    """The agent's own inference, frame by frame on the test laps, gives the MSE its card states."""
+    from simeval.train import test_report
+
+    card = read_card(model_dir(name))
+    agent = VARIANTS[name]()
+    report = test_report(lambda b: np.concatenate([agent.infer(b[i : i + 1]) for i in range(len(b))]), DATASET, card.labels)
+    assert report["all"]["mse_normalized"] == pytest.approx(card.test["all"]["mse_normalized"], rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------- bad files
+def test_corrupt_or_foreign_file_fails_with_one_line(tmp_path, monkeypatch):
+    from simeval.agents import pilotnet
+
+    shipped = tmp_path / "agents" / "torch-static"
+    shutil.copytree(model_dir("torch-static"), shipped)
+    monkeypatch.setattr(pilotnet, "data_dir", lambda name: tmp_path / name)
+    artifact = shipped / ARTIFACT
+    data = artifact.read_bytes()
+    artifact.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AgentError, match=r"model\.torchscript: sha256 .* does not match its card.*make models") as info:
+        load_agent("torch-static")
+    assert "\n" not in str(info.value)
+    # Corrupt, but with a card that matches: the TorchScript reader's error becomes one line.
+    card = read_card(shipped)
+    dataclasses.replace(card, sha256=sha256_of(artifact)).write(shipped)
+    with pytest.raises(AgentError, match=r"model\.torchscript: not a loadable TorchScript file.*make models") as info:
+        load_agent("torch-static")
+    assert "\n" not in str(info.value)
+    artifact.write_bytes(b"not a model")
+    with pytest.raises(AgentError, match="not a loadable TorchScript file") as info:
+        TorchStaticAgent(path=artifact)
+    assert "\n" not in str(info.value)
+    with pytest.raises(AgentError, match="no such model file"):
+        TorchQATAgent(path=tmp_path / "missing.torchscript")
+
+
+def test_a_torchscript_file_that_is_not_ours_is_refused(tmp_path):
+    from simeval.agents.torch_quant import deprecated_apis
+
+    with deprecated_apis("jit"):
+        scripted = torch.jit.script(torch.nn.Linear(2, 2))
+        torch.jit.save(scripted, str(tmp_path / "other.torchscript"))
+    with pytest.raises(AgentError, match="not a simeval int8 PilotNet"):
+        TorchDynamicAgent(path=tmp_path / "other.torchscript")
+
+
+def test_configs_refuse_bad_values():
+    with pytest.raises(ValueError, match="calibration_frames must be an integer >= 1, got 0"):
+        StaticInt8Config(calibration_frames=0)
+    with pytest.raises(ValueError, match="backend must be 'x86'"):
+        StaticInt8Config(backend="qnnpack")
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        QATConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        QATConfig(epochs=0)
+    with pytest.raises(ValueError, match="linear_qconfig must be"):
+        DynamicInt8Config(linear_qconfig="per_row")
+
+
+# ---------------------------------------------------------------------------------- the builders
+def test_folding_is_exact():
+    from simeval.agents.pilotnet_torch import load_pilotnet
+
+    parent = load_pilotnet(model_dir("torch-fp32") / "model.pt")
+    x = torch.from_numpy(preprocess(_frames(4)))
+    with torch.inference_mode():
+        assert torch.allclose(fold_pilotnet(parent)(x), parent(x), atol=1e-4)
+
+
+TINY = {
+    "torch-dynamic": ("build_dynamic", DynamicInt8Config()),
+    "torch-static": ("build_static", StaticInt8Config(calibration_frames=16, calibration_batch=8)),
+    "torch-qat": ("build_qat", QATConfig(epochs=1, frames_per_epoch=64, batch_size=32, calibration_frames=16, val_frames=32, threads=1)),
+}
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_build_of_each_variant(name, tiny_data, tmp_path):
+    """The real builder, from the shipped torch-fp32, on the shared tiny data set (conftest) with a
+    handful of calibration frames: the artifact is small, loads as an agent and drives close to its parent."""
+    from simeval.agents import torch_quant
+    from simeval.agents.pilotnet_torch import load_pilotnet
+    from simeval.optimize import BuildContext, write_card
+
+    function, config = TINY[name]
+    parent_dir = model_dir("torch-fp32")
+    parent = read_card(parent_dir)
+    context = BuildContext(data=tiny_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        result = getattr(torch_quant, function)(parent_dir, tmp_path, context, config)
+    card = write_card(name, parent, result, context, 0.0)
+    assert ModelCard(**json.loads((tmp_path / "card.json").read_text())) == card
+    assert parent.size_bytes / card.size_bytes >= MIN_SIZE_RATIO
+    assert card.training["method"]["config"] == dataclasses.asdict(config)
+    frames = _frames(4)
+    agent = VARIANTS[name](path=result.artifact)
+    with torch.inference_mode():
+        reference = load_pilotnet(parent_dir / parent.artifact)(torch.from_numpy(preprocess(frames))).numpy()
+    commands = np.array([agent.act(frame, {}) for frame in frames])
+    assert np.abs(commands - reference).max(axis=0)[0] < 1.5, (commands, reference)  # v, m/s
+    assert np.abs(commands - reference).max(axis=0)[1] < 0.5, (commands, reference)  # w, rad/s
+    assert np.isfinite(card.test["all"]["mse_normalized"]) and card.test["all"]["frames"] > 1000
