@@ -16,7 +16,10 @@ from simeval.runner import RunConfig, run_episode
 from tests.support import TEST_CIRCUITS, circuit
 
 EXPERTS = ("expert", "pure-pursuit")
-MODELS = ("torch-fp32", "tf-fp32", "onnx-fp32", "onnx-int8", "tflite-dynamic", "tflite-fp16", "tflite-int8")
+MODELS = (
+    "torch-fp32", "tf-fp32", "torch-dynamic", "torch-static", "torch-qat",
+    "onnx-fp32", "onnx-int8", "tflite-dynamic", "tflite-fp16", "tflite-int8",
+)
 EXPERT_MAX_DEVIATION_MAE_M = 0.3
 
 
