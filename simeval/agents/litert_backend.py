@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
-from simeval.agents.pilotnet import DENSE_LAYERS, INPUT_SHAPE, REBUILD_HINT, PilotNetAgent, load_verified, preprocess
+from simeval.agents.pilotnet import DENSE_LAYERS, INPUT_SHAPE, REBUILD_HINT, PilotNetAgent, preprocess
 from simeval.errors import AgentError
 from simeval.native_stderr import LITERT_NOTES, filtered
 
@@ -152,19 +151,10 @@ class LiteRTAgent(PilotNetAgent):
     """A shipped LiteRT PilotNet (or a user's ``.tflite`` file) on the LiteRT CPU interpreter."""
 
     NAME = "tflite"
-    PRECISION = "fp32"
+    FRAMEWORK = FRAMEWORK
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        super().__init__()
-        shipped = path is None
-        if shipped:
-            _, path = load_verified(self.NAME)
-        path = Path(path)
+    def load(self, path: Path, threads: int) -> None:
         self.run = Runner(load_interpreter(path, threads))
-        self.info = AgentInfo(
-            name=self.NAME if shipped else str(path), framework=FRAMEWORK, precision=self.PRECISION,
-            artifact=path, artifact_bytes=path.stat().st_size,
-        )
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         return self.run(batch)

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
-from simeval.agents.pilotnet import INPUT_SHAPE, REBUILD_HINT, PilotNetAgent, load_verified, preprocess
+from simeval.agents.pilotnet import INPUT_SHAPE, REBUILD_HINT, PilotNetAgent, preprocess
 from simeval.errors import AgentError
 
 try:
@@ -143,20 +142,11 @@ class OnnxAgent(PilotNetAgent):
     """A shipped ONNX PilotNet (or a user's ``.onnx`` file) on ONNX Runtime's CPU provider."""
 
     NAME = "onnx"
-    PRECISION = "fp32"
+    FRAMEWORK = FRAMEWORK
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        super().__init__()
-        shipped = path is None
-        if shipped:
-            _, path = load_verified(self.NAME)
-        path = Path(path)
+    def load(self, path: Path, threads: int) -> None:
         self.session = load_session(path, threads)
         self._input = self.session.get_inputs()[0].name
-        self.info = AgentInfo(
-            name=self.NAME if shipped else str(path), framework=FRAMEWORK, precision=self.PRECISION,
-            artifact=path, artifact_bytes=path.stat().st_size,
-        )
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         return self.session.run(None, {self._input: batch})[0]

@@ -19,12 +19,12 @@ import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import Agent
+from simeval.agents.base import Agent, AgentInfo
 from simeval.atomic import write_text_atomic
 from simeval.errors import AgentError
 from simeval.paths import data_dir
@@ -172,8 +172,33 @@ def load_verified(name: str) -> tuple[ModelCard, Path]:
 class PilotNetAgent(Agent):
     """A PilotNet that drives: pre-process the frame, time the model call, return (v, w).
 
-    Backends implement ``infer`` (a float32 batch (1, 66, 200, 3) -> (1, 2) in m/s and rad/s).
+    Built from the shipped artifact of ``NAME`` (sha256-checked against its card), or from a
+    user's file ``path``. Backends set ``NAME``, ``FRAMEWORK``, ``PRECISION`` and implement
+    ``load`` (read the artifact) and ``infer`` (a float32 batch (1, 66, 200, 3) -> (1, 2) in m/s
+    and rad/s); ``check_runtime`` fails early where this machine lacks what the backend needs.
     """
+
+    NAME: ClassVar[str] = ""
+    FRAMEWORK: ClassVar[str] = ""
+    PRECISION: ClassVar[str] = "fp32"
+
+    def __init__(self, path: Path | None = None, threads: int = 1):
+        super().__init__()
+        self.check_runtime()
+        shipped = path is None
+        path = load_verified(self.NAME)[1] if shipped else Path(path)
+        self.load(path, threads)
+        self.info = AgentInfo(
+            name=self.NAME if shipped else str(path), framework=self.FRAMEWORK, precision=self.PRECISION,
+            artifact=path, artifact_bytes=path.stat().st_size,
+        )
+
+    def check_runtime(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``AgentError`` (what is missing, what runs here) before any file is read."""
+
+    @abstractmethod
+    def load(self, path: Path, threads: int) -> None:
+        """Read the artifact at ``path``; run inference on ``threads`` CPU threads."""
 
     def act(self, observation: NDArray[np.uint8], info: dict[str, Any]) -> tuple[float, float]:
         batch = preprocess(observation[None])

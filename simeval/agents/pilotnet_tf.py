@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
 from simeval.agents.pilotnet import (
     CONV_LAYERS,
     DENSE_LAYERS,
@@ -22,7 +21,6 @@ from simeval.agents.pilotnet import (
     REBUILD_HINT,
     LabelRange,
     PilotNetAgent,
-    load_verified,
 )
 from simeval.errors import AgentError
 from simeval.native_stderr import TENSORFLOW_NOTES, filtered
@@ -93,13 +91,9 @@ class TFPilotNetAgent(PilotNetAgent):
     """``tf-fp32``: the shipped Keras model, or a user's ``.keras`` file."""
 
     NAME = "tf-fp32"
+    FRAMEWORK = "tensorflow"
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        super().__init__()
-        shipped = path is None
-        if shipped:
-            _, path = load_verified(self.NAME)
-        path = Path(path)
+    def load(self, path: Path, threads: int) -> None:
         set_threads(threads)
         self.model = load_pilotnet(path)
         self._call = tf.function(
@@ -109,10 +103,6 @@ class TFPilotNetAgent(PilotNetAgent):
         self._call_batch = tf.function(
             lambda x: self.model(x, training=False),
             input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
-        )
-        self.info = AgentInfo(
-            name=self.NAME if shipped else str(path), framework="tensorflow", precision="fp32",
-            artifact=path, artifact_bytes=path.stat().st_size,
         )
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:

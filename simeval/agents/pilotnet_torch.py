@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
 from simeval.agents.pilotnet import (
     CONV_LAYERS,
     DENSE_LAYERS,
@@ -23,7 +22,6 @@ from simeval.agents.pilotnet import (
     REBUILD_HINT,
     LabelRange,
     PilotNetAgent,
-    load_verified,
 )
 from simeval.errors import AgentError
 
@@ -125,19 +123,11 @@ class TorchPilotNetAgent(PilotNetAgent):
     """``torch-fp32`` (alias ``pilotnet``): the shipped PyTorch model, or a user's ``.pt`` file."""
 
     NAME = "torch-fp32"
+    FRAMEWORK = "torch"
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        super().__init__()
-        shipped = path is None
-        if shipped:
-            _, path = load_verified(self.NAME)
-        path = Path(path)
+    def load(self, path: Path, threads: int) -> None:
         torch.set_num_threads(threads)
         self.model = load_pilotnet(path)
-        self.info = AgentInfo(
-            name=self.NAME if shipped else str(path), framework="torch", precision="fp32",
-            artifact=path, artifact_bytes=path.stat().st_size,
-        )
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         with torch.inference_mode():

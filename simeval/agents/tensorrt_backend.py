@@ -40,19 +40,17 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
 from simeval.agents.pilotnet import (
     INPUT_SHAPE,
     REBUILD_HINT,
     PilotNetAgent,
-    load_verified,
     preprocess,
     read_card,
     sha256_of,
@@ -713,25 +711,25 @@ class TensorRTAgent(PilotNetAgent):
     """A shipped ``tftrt-*`` variant on the GPU: checks TensorRT and CUDA first (one line if
     missing), then the artifact's sha256, then builds or reuses the cached engine."""
 
+    FRAMEWORK = "tensorrt"
     PRECISION = "fp32"
 
-    def __init__(self) -> None:
-        super().__init__()
-        name = AGENT_NAMES[self.PRECISION]
-        platform = _require(name)
-        card, artifact = load_verified(name)
-        method = card.training.get("method", {})
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        super().__init__(path, threads)
+        self.info = replace(self.info, device=f"cuda: {self._platform.gpu}")
+
+    def check_runtime(self) -> None:
+        self._platform = _require(self.NAME)
+
+    def load(self, path: Path, threads: int) -> None:
+        method = read_card(path.parent).training.get("method", {})
         config = TensorRTConfig(**{**method.get("config", {}), "precision": self.PRECISION})
-        if artifact.suffix == ".zip":
+        if path.suffix == ".zip":
             if not tftrt_usable():
-                raise AgentError(f"{artifact}: a TF-TRT SavedModel needs TensorFlow built with TensorRT; {REBUILD_HINT}")
-            self._run: Any = SavedModelRunner(artifact)
+                raise AgentError(f"{path}: a TF-TRT SavedModel needs TensorFlow built with TensorRT; {REBUILD_HINT}")
+            self._run: Any = SavedModelRunner(path)
         else:
-            self._run = self._engine(artifact, config, platform, method)
-        self.info = AgentInfo(
-            name=name, framework="tensorrt", precision=self.PRECISION, artifact=artifact,
-            artifact_bytes=artifact.stat().st_size, device=f"cuda: {platform.gpu}",
-        )
+            self._run = self._engine(path, config, self._platform, method)
 
     @staticmethod
     def _engine(artifact: Path, config: TensorRTConfig, platform: Platform, method: dict[str, Any]) -> EngineRunner:
@@ -765,15 +763,18 @@ class TFTRTFP32Agent(TensorRTAgent):
     """``tftrt-fp32``."""
 
     PRECISION = "fp32"
+    NAME = "tftrt-fp32"
 
 
 class TFTRTFP16Agent(TensorRTAgent):
     """``tftrt-fp16``."""
 
     PRECISION = "fp16"
+    NAME = "tftrt-fp16"
 
 
 class TFTRTInt8Agent(TensorRTAgent):
     """``tftrt-int8``."""
 
     PRECISION = "int8"
+    NAME = "tftrt-int8"

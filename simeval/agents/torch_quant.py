@@ -64,18 +64,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import AgentInfo
 from simeval.agents.pilotnet import (
     INPUT_SHAPE,
     REBUILD_HINT,
     LabelRange,
     PilotNetAgent,
-    load_verified,
     mse_report,
     preprocess,
     read_card,
@@ -587,21 +585,15 @@ class TorchInt8Agent(PilotNetAgent):
     """An int8 PilotNet from its TorchScript artifact: the shipped one (sha256-checked against its
     card), or ``path``, a file you built with ``simeval.optimize`` (a program: never one from elsewhere)."""
 
-    NAME: ClassVar[str] = ""
+    FRAMEWORK = "torch"
+    PRECISION = "int8"
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        super().__init__()
-        shipped = path is None
-        if shipped:
-            use_x86_engine(self.NAME)  # before the checksum: a machine without the engine fails on that alone
-            _, path = load_verified(self.NAME)
-        path = Path(path)
+    def check_runtime(self) -> None:
+        use_x86_engine(self.NAME)  # before the checksum: a machine without the engine fails on that alone
+
+    def load(self, path: Path, threads: int) -> None:
         torch.set_num_threads(threads)
         self.model = load_torchscript(path, self.NAME)
-        self.info = AgentInfo(
-            name=self.NAME if shipped else str(path), framework="torch", precision="int8",
-            artifact=path, artifact_bytes=path.stat().st_size,
-        )
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         with torch.inference_mode():
