@@ -52,6 +52,8 @@ class OfflineRow:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     throughput_b64_fps: float | None = None
+    batched: bool = True
+    """False when the backend runs a batch frame by frame (its throughput is then 64 single calls)."""
     threads: int = 1
     reason: str = ""
 
@@ -86,8 +88,8 @@ def _throughput(agent, frames: np.ndarray, repeats: int = 5) -> float:
 def evaluate(name: str, data: Path, calls: int) -> OfflineRow:
     """Measure one agent; an agent that cannot load here gives a row with the reason."""
     from simeval.agents import load_agent
+    from simeval.agents.pilotnet import PilotNetAgent, mse_report, preprocess, read_card
     from simeval.agents.pilotnet import model_dir as shipped_dir
-    from simeval.agents.pilotnet import mse_report, preprocess, read_card
     from simeval.dataset import load_test_set
     from simeval.train import predict
 
@@ -117,6 +119,7 @@ def evaluate(name: str, data: Path, calls: int) -> OfflineRow:
     row.latency_p50_ms = float(np.median(times) * 1e3)
     row.latency_p95_ms = float(np.percentile(times, 95) * 1e3)
     row.throughput_b64_fps = _throughput(agent, frames)
+    row.batched = type(agent).infer_batch is not PilotNetAgent.infer_batch
     agent.close()
     return row
 
@@ -143,8 +146,10 @@ def markdown(rows: list[OfflineRow], calls: int) -> str:
             f"| {r.agent} ({r.precision}) | {_fmt(r.size_mb, 2)} | "
             + " | ".join(_fmt(r.mse.get(c), 5) for c in (*TEST_CIRCUITS, "all"))
             + f" | {_fmt(r.mse.get('all_v_mps2'), 3)} | {_fmt(r.mse.get('all_w_radps2'), 4)} | "
-            f"{_fmt(r.latency_p50_ms, 3)} | {_fmt(r.latency_p95_ms, 3)} | {_fmt(r.throughput_b64_fps, 0)} |"
+            f"{_fmt(r.latency_p50_ms, 3)} | {_fmt(r.latency_p95_ms, 3)} | {_fmt(r.throughput_b64_fps, 0)}{'' if r.batched else '*'} |"
         )
+    if any(not r.batched for r in rows if not r.reason):
+        lines += ["", "\\* frame by frame: this backend's result would change with the batch (dynamic ranges), so it never batches."]
     missing = [r for r in rows if r.reason]
     if missing:
         lines += ["", "Not run here:", ""] + [f"- {r.agent}: {r.reason}" for r in missing]
@@ -156,7 +161,7 @@ def markdown(rows: list[OfflineRow], calls: int) -> str:
 def table_csv(rows: list[OfflineRow]) -> str:
     out = io.StringIO()
     fields = ["agent", "method", "framework", "precision", "size_mb", *(f"mse_{c}" for c in (*TEST_CIRCUITS, "all")),
-              "mse_all_v_mps2", "mse_all_w_radps2", "latency_p50_ms", "latency_p95_ms", "throughput_b64_fps", "threads", "reason"]
+              "mse_all_v_mps2", "mse_all_w_radps2", "latency_p50_ms", "latency_p95_ms", "throughput_b64_fps", "batched", "threads", "reason"]
     writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     for r in rows:
