@@ -1,0 +1,52 @@
+"""Every shipped optimized variant against the issue's targets, read from its card and checked
+against its artifact and its parent: size, offline MSE per test circuit, provenance.
+
+(Latency targets are measured by `python -m simeval.offline`, not asserted here; the lap
+targets are the gate in tests/regression.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from simeval.agents.pilotnet import model_dir, read_card, sha256_of
+from simeval.optimize import VARIANTS
+
+MAX_MSE_RATIO = 1.10
+MIN_INT8_SIZE_RATIO = 3.8
+SHIPPED = [name for name in VARIANTS if (model_dir(name) / "card.json").is_file()]
+TEST_SETS = ("simple", "montreal", "montmelo", "all")
+
+
+def test_every_variant_that_runs_on_a_cpu_is_shipped():
+    assert set(VARIANTS) - set(SHIPPED) == {"tftrt-fp32", "tftrt-fp16", "tftrt-int8"}  # built on a GPU only
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_matches_artifact_and_parent(name):
+    card = read_card(model_dir(name))
+    parent_name = VARIANTS[name][0]
+    parent = read_card(model_dir(parent_name))
+    assert card.sha256 == sha256_of(model_dir(name) / card.artifact)
+    assert card.size_bytes == (model_dir(name) / card.artifact).stat().st_size
+    assert card.training["parent"] == parent_name and card.training["parent_sha256"] == parent.sha256
+    assert card.test["parent_all"] == parent.test["all"]
+    assert card.label_low == parent.label_low and card.label_high == parent.label_high
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_mse_within_ten_percent_of_the_parent_on_every_test_circuit(name):
+    card, parent = read_card(model_dir(name)), read_card(model_dir(VARIANTS[name][0]))
+    for test_set in TEST_SETS:
+        ratio = card.test[test_set]["mse_normalized"] / parent.test[test_set]["mse_normalized"]
+        assert ratio <= MAX_MSE_RATIO, f"{name} on {test_set}: {ratio:.3f}x its parent's MSE"
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if read_card(model_dir(n)).precision == "int8"])
+def test_int8_artifacts_are_at_least_3_8_times_smaller(name):
+    card, parent = read_card(model_dir(name)), read_card(model_dir(VARIANTS[name][0]))
+    assert parent.size_bytes / card.size_bytes >= MIN_INT8_SIZE_RATIO, f"{name}: {card.size_bytes} bytes"
+
+
+def test_qat_is_at_least_as_accurate_as_static():
+    qat, static = read_card(model_dir("torch-qat")), read_card(model_dir("torch-static"))
+    assert qat.test["all"]["mse_normalized"] <= static.test["all"]["mse_normalized"]
