@@ -1,0 +1,104 @@
+"""Sweeps: every combination runs once, a killed sweep resumes without losing or redoing runs,
+the Ray backend drives the same laps, and summary.csv/report.md come from the run folders."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simeval.paths import REPO_ROOT
+from simeval.sweep import EXIT_BAD_INPUT, main, run_dir
+
+TINY = ["--circuits", "simple", "--max-time-s", "3", "--no-plot", "--no-progress"]
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def run_names(out: Path) -> set[str]:
+    return {p.name for p in (out / "runs").iterdir()}
+
+
+def test_sweep_runs_every_combination_and_writes_summary_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert main(["--agents", "expert,pure-pursuit", "--seeds", "2", "--jobs", "2", "--out", str(out), *TINY]) == 0
+    assert run_names(out) == {f"simple__{a}__{s}" for a in ("expert", "pure-pursuit") for s in (0, 1)}
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert {(r["agent"], r["seed"]) for r in rows} == {(a, s) for a in ("expert", "pure-pursuit") for s in ("0", "1")}
+    assert {"timing", "deviation_mae_m", "average_speed_mps", "termination", "inference_time_mean_s"} <= set(rows[0])
+    assert all(r["termination"] == "timeout" and r["timing"] == "lockstep" for r in rows)
+    report = (out / "report.md").read_text()
+    assert "| Method | Model size | MSE | Inference time (ms) |" in report
+    assert "| Method | Completed | Average speed (m/s) | Position deviation MAE (m) |" in report
+    assert "| expert | 0/2" in report and "±" in report
+    for png in ("trajectories_simple.png", "deviation_simple.png", "latency_vs_deviation.png"):
+        assert (out / png).read_bytes().startswith(b"\x89PNG")
+
+    before = {name: folder_digest(out / "runs" / name) for name in run_names(out)}
+    mtimes = {name: (out / "runs" / name).stat().st_mtime_ns for name in before}
+    assert main(["--agents", "expert,pure-pursuit", "--seeds", "2", "--jobs", "2", "--out", str(out), *TINY]) == 0
+    assert {name: folder_digest(out / "runs" / name) for name in run_names(out)} == before
+    assert {name: (out / "runs" / name).stat().st_mtime_ns for name in before} == mtimes
+
+
+def test_killed_sweep_resumes_without_losing_or_redoing_runs(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "simeval.sweep", "--agents", "expert", "--seeds", "6", "--jobs", "1",
+            "--out", str(out), "--circuits", "simple", "--max-time-s", "8", "--no-plot", "--no-progress"]
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "runs"
+    deadline = time.monotonic() + 120
+    try:
+        while not (runs.is_dir() and any(not p.name.startswith(".") for p in runs.iterdir())):
+            assert proc.poll() is None, "the sweep ended before writing a run"
+            assert time.monotonic() < deadline, "no run folder after 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = {p.name: folder_digest(p) for p in runs.iterdir() if not p.name.startswith(".")}
+    assert 1 <= len(finished) < 6, "kill should land mid-sweep"
+    assert all("metrics.json" in files and "trajectory.csv" in files for files in finished.values())
+
+    assert subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, check=False).returncode == 0
+    assert run_names(out) == {f"simple__expert__{s}" for s in range(6)}, "no leftover .partial folder, no run missing"
+    assert {name: folder_digest(runs / name) for name in finished} == finished, "finished runs are kept as they were"
+    assert len(list(csv.DictReader((out / "summary.csv").open()))) == 6
+
+
+def test_ray_backend_drives_the_same_laps(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'simeval[ray]')")
+    ray_out, process_out = tmp_path / "ray", tmp_path / "process"
+    common = ["--agents", "expert", "--seeds", "2", "--jobs", "2", *TINY]
+    assert main([*common, "--backend", "ray", "--out", str(ray_out)]) == 0
+    assert main([*common, "--out", str(process_out)]) == 0
+    for seed in (0, 1):
+        ray_run, process_run = run_dir(ray_out, "simple", "expert", seed), run_dir(process_out, "simple", "expert", seed)
+        assert (ray_run / "trajectory.csv").read_bytes() == (process_run / "trajectory.csv").read_bytes()
+    assert len(list(csv.DictReader((ray_out / "summary.csv").open()))) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--agents", "no-such-agent"],
+        ["--circuits", "no-such-circuit"],
+        ["--address", "auto"],
+        ["--seeds", "0"],
+        ["--timing", "lockstep", "--latency-ms", "100"],
+    ],
+)
+def test_bad_input_is_refused_before_any_run(tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep"
+    assert main([*argv, "--out", str(out), "--no-progress"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (out / "runs").exists()
