@@ -12,6 +12,7 @@ from simeval.camera import CameraConfig, make_renderer
 from simeval.circuit import Circuit
 from simeval.errors import ConfigError
 from simeval.lookup import RoadGrid
+from simeval.scenarios import Scenario, get_scenario
 from simeval.simulator import US, SimConfig, Simulator
 from simeval.vehicle import VehicleConfig
 
@@ -65,7 +66,9 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     ``render_mode`` (None or 'rgb_array': a top-down heading-up map around the car), ``camera``,
     ``vehicle``, ``sim`` (config dataclasses), ``max_time_s``, ``latency_s`` (a command computed
     from the frame taken at t acts from t + latency_s; the next frame is taken at
-    t + max(control period, latency_s); 0 is lockstep).
+    t + max(control period, latency_s); 0 is lockstep), ``scenario`` (a name in
+    ``simeval.scenarios.SCENARIOS`` or a Scenario: start offset, camera perturbations seeded from
+    the reset seed, gaps in the line; world changes need the raster renderer).
 
     ## Version History
     * v0: first version.
@@ -87,6 +90,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         latency_s: float = 0.0,
         stuck_window_s: float = 10.0,
         stuck_min_progress_m: float = 0.5,
+        scenario: str | Scenario = "nominal",
     ):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -108,7 +112,16 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         grid = RoadGrid(self.circuit)
         self.sim = Simulator(self.circuit, self.vehicle, self.sim_config, grid)
         self.renderer_name = renderer
+        self.scenario = get_scenario(scenario)
+        if self.scenario.paint_gaps is not None and renderer != "raster":
+            raise ConfigError(
+                f"scenario '{self.scenario.name}' changes the painted line, which only the raster renderer draws; "
+                "use --renderer raster"
+            )
         self._renderer = make_renderer(renderer, self.circuit, self.camera, grid=grid)
+        if self.scenario.paint_gaps is not None:
+            self._renderer.paint_gaps = self.scenario.paint_gaps
+        self._frame_rng: np.random.Generator | None = None
         self._map_view = None
         self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, dtype=np.uint8)
         self._action_scale = np.array([self.vehicle.max_speed_mps, self.vehicle.max_yaw_rate_radps])
@@ -139,11 +152,15 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             pose = (float(x), float(y), float(self.circuit.heading_at(s0)))
         else:
             pose = self.circuit.spawn_pose
+        if "pose" not in options:
+            pose = self.scenario.start_pose(self.circuit, pose)
+        if self.scenario.perturbs_frames:  # a child stream: the env's own draws stay as they are
+            self._frame_rng = self.np_random.spawn(1)[0]
         self.sim.reset(*pose)
         self._termination = "off_track" if self.sim.contact else None
         self._progress_log = [(0, 0.0)]
         self._stuck_index = 0
-        self._obs = self._renderer.render(*pose)
+        self._obs = self._see(*pose)
         return self._obs, self._info()
 
     def step(self, action):
@@ -159,7 +176,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         self.sim.command(command[0], command[1], at_us=frame_us + self.latency_us if self.latency_us else None)
         self.sim.advance(max(self.sim_config.control_dt_us, self.latency_us))
         st = self.sim.state
-        self._obs = self._renderer.render(st.x, st.y, st.yaw)
+        self._obs = self._see(st.x, st.y, st.yaw)
         self._termination = self._check_end()
         terminated = self._termination in ("lap_completed", "off_track")
         truncated = self._termination in ("timeout", "stuck")
@@ -185,6 +202,13 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             self._renderer = None
 
     # ------------------------------------------------------------------------------ helpers
+    def _see(self, x: float, y: float, yaw: float) -> NDArray[np.uint8]:
+        """The camera frame as the scenario perturbs it."""
+        frame = self._renderer.render(x, y, yaw)
+        if self._frame_rng is None:
+            return frame
+        return self.scenario.perturb(frame, self._frame_rng)
+
     def _check_end(self) -> str | None:
         sim = self.sim
         if sim.lap_time_s is not None:

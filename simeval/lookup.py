@@ -37,6 +37,8 @@ class RoadPoints:
     """Signed lateral offset from the centre line (m, left +)."""
     margin: NDArray[np.float32]
     """Distance to the nearer wall (m): positive on the road, negative beyond a wall."""
+    s: NDArray[np.float32] | None = None
+    """Arc length (m, not wrapped to the lap; NaN outside the band), only when asked for."""
 
 
 class RoadGrid:
@@ -110,8 +112,9 @@ class RoadGrid:
         return row * self.shape[1] + col
 
     # ------------------------------------------------------------------------------- queries
-    def locate_xy(self, x: NDArray[np.float32], y: NDArray[np.float32]) -> RoadPoints:
-        """Lateral offset and wall margin of points given relative to ``origin`` (same-shape arrays).
+    def locate_xy(self, x: NDArray[np.float32], y: NDArray[np.float32], *, with_s: bool = False) -> RoadPoints:
+        """Lateral offset and wall margin (and arc length if ``with_s``) of points given relative to
+        ``origin`` (same-shape arrays).
 
         Written for speed (it runs on every pixel of every frame): in-place clipping, ``np.take``
         instead of fancy indexing, one gather of whole model rows.
@@ -131,7 +134,13 @@ class RoadGrid:
         margin = d - shift
         np.abs(margin, out=margin)
         np.subtract(half, margin, out=margin)
-        return RoadPoints(d=d, margin=margin)
+        if not with_s:
+            return RoadPoints(d=d, margin=margin)
+        s0, s_gx, s_gy = (m.reshape(x.shape) for m in model[5:8])
+        s = s_gx * x
+        s += s_gy * y
+        s += s0
+        return RoadPoints(d=d, margin=margin, s=s)
 
     def locate_world(self, xy: NDArray[np.float64]) -> RoadPoints:
         """Lateral offset and wall margin of world points (..., 2)."""

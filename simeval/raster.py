@@ -14,6 +14,7 @@ wall is wall: a running maximum up the column.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +26,25 @@ from simeval.lookup import RoadGrid
 
 LEVELS = 32
 """Coverage quantisation of the colour lookup table (32 levels is below what uint8 shows)."""
+
+
+@dataclass(frozen=True)
+class PaintGaps:
+    """Where the red line is not painted: the last ``gap_m`` of every ``period_m`` of arc length."""
+
+    gap_m: float
+    period_m: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.period_m) and self.period_m > 0):
+            raise ConfigError(f"period_m must be > 0, got {self.period_m}")
+        if not (math.isfinite(self.gap_m) and 0 < self.gap_m < self.period_m):
+            raise ConfigError(f"gap_m must be > 0 and < period_m ({self.period_m}), got {self.gap_m}")
+
+    def unpainted(self, s: NDArray[np.float32], lap_m: float) -> NDArray[np.bool_]:
+        """Which arc lengths lie in a gap (NaN, outside the road band, lies in none)."""
+        along = np.mod(np.mod(s, np.float32(lap_m)), np.float32(self.period_m))
+        return along >= np.float32(self.period_m - self.gap_m)
 
 
 def ground_points(config: CameraConfig) -> NDArray[np.float64]:
@@ -108,15 +128,20 @@ class RasterRenderer:
         self._half_line = 0.5 * circuit.meta.line_width_m
         self._lut_rows = colour_table().view("V3").ravel()  # one 3-byte item per colour: a fast 1-D take
         self._shape = self.config.shape
+        self.paint_gaps: PaintGaps | None = None
+        """Gaps in the red line (robustness scenarios); None paints it whole at no extra cost."""
 
     def coverage(self, x: float, y: float, yaw: float) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Per-pixel coverage (H, W) of the red line and of the walls for a car at (x, y, yaw)."""
         c, s = np.float32(math.cos(yaw)), np.float32(math.sin(yaw))
         ox, oy = (np.float32(v) for v in np.array([x, y]) - self.grid.origin)
         gx, gy = self._ground_x, self._ground_y
-        road = self.grid.locate_xy(gx * c - gy * s + ox, gx * s + gy * c + oy)
+        gaps = self.paint_gaps
+        road = self.grid.locate_xy(gx * c - gy * s + ox, gx * s + gy * c + oy, with_s=gaps is not None)
         footprint = pixel_footprint(road.d, self._max_footprint)
         line = box_coverage(road.d, self._half_line, footprint)
+        if gaps is not None:
+            line[gaps.unpainted(road.s, self.circuit.length_m)] = 0.0
         beyond = road.margin
         beyond /= footprint
         np.subtract(0.5, beyond, out=beyond)

@@ -19,6 +19,7 @@ from simeval.cli import opt as _opt
 from simeval.env import FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.metrics import LapRecord
+from simeval.scenarios import get_scenario
 from simeval.simulator import US
 
 TIMINGS = ("lockstep", "latency")
@@ -35,6 +36,7 @@ class RunConfig:
     timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency"))
     latency_ms: float | None = field(default=None, **_opt("fixed latency in ms for --timing latency (bit-reproducible); default: measured"))
     latency_scale: float = field(default=1.0, **_opt("multiplier of the measured latency in --timing latency (emulates slower hardware)"))
+    scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.scenarios): nominal, offset-start, camera-noise, dim, bright, colour-shift, line-gaps"))
     start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap"))
     max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
     out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
@@ -49,6 +51,7 @@ class RunConfig:
             raise ConfigError("--latency-ms needs --timing latency")
         if not (math.isfinite(self.latency_scale) and self.latency_scale > 0):
             raise ConfigError(f"latency_scale must be > 0, got {self.latency_scale}")
+        get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
 
     def as_dict(self) -> dict:
         return {f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path) else getattr(self, f.name)) for f in fields(self)}
@@ -63,6 +66,7 @@ def make_env(config: RunConfig) -> FollowLineEnv:
         start=config.start,
         max_time_s=config.max_time_s,
         latency_s=latency_s,
+        scenario=config.scenario,
     )
 
 
