@@ -54,7 +54,7 @@ class SweepConfig:
     max_time_s: float | None = field(default=None, **opt("simulated time limit per run; default 2x the reference lap time"))
     backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks"))
     address: str | None = field(default=None, **opt("Ray address (e.g. auto or ray://host:10001); default: a local Ray instance"))
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1, **opt("parallel runs (one thread each); default: the CPU count"))
+    jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
     max_tasks_per_child: int = field(default=8, **opt("runs a worker process does before it is replaced (bounds memory)"))
     out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md"))
     plot: bool = field(default=True, **opt("write trajectory.png in every run folder"))
@@ -64,7 +64,7 @@ class SweepConfig:
             raise ConfigError(f"backend must be one of {BACKENDS}, got '{self.backend}'")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
-        if self.jobs < 1:
+        if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         if self.max_tasks_per_child < 1:
             raise ConfigError(f"max_tasks_per_child must be >= 1, got {self.max_tasks_per_child}")
@@ -163,7 +163,12 @@ def execute(config: Any) -> dict[str, Any]:
         agent = _agent(config.agent)
     except AgentError as exc:
         return {**key, "status": "unavailable", "error": str(exc)}
-    record, metrics = _drive(agent, config)
+    try:
+        record, metrics = _drive(agent, config)
+    except Exception as exc:  # noqa: BLE001 - one broken run is reported, the others go on
+        if Path(config.out).exists():  # another sweep on the same folder wrote it first
+            return {**key, "status": "done"}
+        return {**key, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "termination": "error"}
     status = "failed" if record.termination in ("agent_error", "invalid_action") else "ran"
     return {**key, "status": status, "error": record.error, "termination": metrics["termination"]}
 
@@ -200,21 +205,21 @@ def _drive(agent: Any, config: Any) -> tuple[Any, dict[str, Any]]:
 # ------------------------------------------------------------------------------------ backends
 def run_process_pool(configs: list[Any], jobs: int, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
     """A bounded pool of spawned workers; each is replaced after ``max_tasks_per_child`` runs, so a
-    sweep's memory is that of ``jobs`` workers whatever the number of runs."""
+    sweep's memory is that of ``jobs`` workers whatever the number of runs.
+
+    ``multiprocessing.Pool`` and not ``ProcessPoolExecutor``: on Python 3.11 the executor's
+    ``max_tasks_per_child`` can hang once workers retire (CPython gh-115634).
+    """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=init_worker, max_tasks_per_child=max_tasks_per_child
-    ) as pool:
-        futures = [pool.submit(execute, c) for c in configs]
-        for future in as_completed(futures):
-            yield future.result()
+    with context.Pool(processes=jobs, initializer=init_worker, maxtasksperchild=max_tasks_per_child) as pool:
+        yield from pool.imap_unordered(execute, configs, chunksize=1)
 
 
-def run_ray(configs: list[Any], jobs: int, address: str | None) -> Iterator[dict[str, Any]]:
-    """The same runs as Ray tasks, one CPU each; a local instance with ``jobs`` CPUs unless ``address``."""
+def run_ray(configs: list[Any], jobs: int, address: str | None, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
+    """The same runs as Ray tasks, one CPU each; a local instance with ``jobs`` CPUs unless ``address``.
+    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``), as in the pool."""
     try:
         import ray
     except ImportError:
@@ -226,7 +231,7 @@ def run_ray(configs: list[Any], jobs: int, address: str | None) -> Iterator[dict
             kwargs.update(num_cpus=jobs, include_dashboard=False)
         ray.init(address=address, **kwargs)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(execute)
+        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=max_tasks_per_child)(execute)
         pending = [remote.remote(c) for c in configs]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -270,10 +275,11 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     if todo:
+        jobs = config.jobs or os.cpu_count() or 1
         runner = (
-            run_ray(todo, config.jobs, config.address)
+            run_ray(todo, jobs, config.address, config.max_tasks_per_child)
             if config.backend == "ray"
-            else run_process_pool(todo, min(config.jobs, len(todo)), config.max_tasks_per_child)
+            else run_process_pool(todo, min(jobs, len(todo)), config.max_tasks_per_child)
         )
         bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
         for result in runner:
@@ -298,7 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m simeval.sweep", description=__doc__.splitlines()[0])
     add_dataclass_arguments(parser, SweepConfig)
-    parser.set_defaults(jobs=os.cpu_count() or 1)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
