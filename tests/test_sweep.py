@@ -102,3 +102,14 @@ def test_bad_input_is_refused_before_any_run(tmp_path: Path, argv: list[str], ca
     assert main([*argv, "--out", str(out), "--no-progress"]) == EXIT_BAD_INPUT
     assert capsys.readouterr().err.startswith("error: ")
     assert not (out / "runs").exists()
+
+
+def test_workers_are_replaced_without_stalling_the_sweep(tmp_path: Path) -> None:
+    """More runs than workers x max_tasks_per_child: retired workers must be replaced (on Python 3.11
+    ProcessPoolExecutor hangs here, CPython gh-115634)."""
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "simeval.sweep", "--agents", "expert", "--seeds", "5", "--jobs", "1",
+            "--max-tasks-per-child", "2", "--out", str(out), *TINY]
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert run_names(out) == {f"simple__expert__{s}" for s in range(5)}
