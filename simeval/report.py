@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from simeval.atomic import write_bytes_atomic, write_text_atomic
 
-RUN_COLUMNS = ("agent", "circuit", "seed", "timing", "latency_ms", "latency_scale")
+RUN_COLUMNS = ("agent", "circuit", "scenario", "seed", "timing", "latency_ms", "latency_scale")
 """The columns of summary.csv before the metrics (every key of metrics.json follows)."""
 
 
@@ -38,6 +38,10 @@ class Run:
     @property
     def circuit(self) -> str:
         return str(self.run["circuit"])
+
+    @property
+    def scenario(self) -> str:
+        return str(self.run.get("scenario") or "nominal")
 
     @property
     def latency_s(self) -> float | None:
@@ -70,7 +74,8 @@ def summary_csv(runs: list[Run]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*RUN_COLUMNS, *keys])
     for run in runs:
-        writer.writerow([_cell(run.run.get(c)) for c in RUN_COLUMNS] + [_cell(run.metrics.get(k)) for k in keys])
+        settings = {**run.run, "scenario": run.scenario}
+        writer.writerow([_cell(settings.get(c)) for c in RUN_COLUMNS] + [_cell(run.metrics.get(k)) for k in keys])
     return buffer.getvalue()
 
 
@@ -136,6 +141,18 @@ def driving_table(circuit: str, agents: list[str], runs: list[Run]) -> list[str]
             f"| {mean_spread(_values(mine, 'deviation_mae_m'), 3)} | {mean_spread(_values(mine, 'brain_frequency_rt_hz'), 1)} "
             f"| {mean_spread(_values(mine, 'inference_time_mean_s', 1e3), 3)} |"
         )
+    return lines
+
+
+def completion_table(agents: list[str], scenarios: list[str], runs: list[Run]) -> list[str]:
+    """Laps completed per agent per scenario, over every circuit and seed of the sweep."""
+    lines = ["| Method | " + " | ".join(scenarios) + " |", "|---|" + "---|" * len(scenarios)]
+    for agent in agents:
+        cells = []
+        for scenario in scenarios:
+            mine = [r for r in runs if r.agent == agent and r.scenario == scenario]
+            cells.append(f"{sum(bool(r.metrics.get('completed')) for r in mine)}/{len(mine)}" if mine else "-")
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -233,7 +250,7 @@ def _colours(n: int) -> list[Any]:
 
 # ------------------------------------------------------------------------------------ report
 def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[str] | None = None,
-                 unavailable: dict[str, str] | None = None) -> Path:
+                 scenarios: list[str] | None = None, unavailable: dict[str, str] | None = None) -> Path:
     """Write summary.csv, report.md and its PNGs in ``out`` from the run folders found there."""
     from simeval.circuit import Circuit
 
@@ -242,21 +259,35 @@ def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[s
     write_text_atomic(out / "summary.csv", summary_csv(runs))
     agents = [a for a in (agents or sorted({r.agent for r in runs})) if any(r.agent == a for r in runs)]
     circuits = [c for c in (circuits or sorted({r.circuit for r in runs})) if any(r.circuit == c for r in runs)]
+    scenarios = [s for s in (scenarios or sorted({r.scenario for r in runs})) if any(r.scenario == s for r in runs)]
     lines = [f"# Sweep report: {out}", "", f"{len(runs)} runs; timing: {', '.join(sorted({str(r.run.get('timing')) for r in runs})) or '-'}.", ""]
     if unavailable:
         lines += ["Agents that cannot load here (not run):", ""]
         lines += [f"- `{name}`: {error}" for name, error in sorted(unavailable.items())] + [""]
+    if scenarios != ["nominal"]:
+        lines += ["## Completion per scenario", "", "Laps completed over every circuit and seed.", "",
+                  *completion_table(agents, scenarios, runs), ""]
     for name in circuits:
         circuit = Circuit.from_name(name)
-        mine = [r for r in runs if r.circuit == name]
-        first = [min((r for r in mine if r.agent == a), key=lambda r: int(r.run["seed"])) for a in agents if any(r.agent == a for r in mine)]
-        write_bytes_atomic(out / f"trajectories_{name}.png", trajectories_png(circuit, first))
-        write_bytes_atomic(out / f"deviation_{name}.png", deviation_png(circuit, first))
-        seeds = len({r.run["seed"] for r in mine})
-        lines += [f"## {name}", "", f"Mean ± std over {seeds} seed(s).", "", *model_table(name, agents, mine), "",
-                  *driving_table(name, agents, mine), "",
-                  f"![trajectories on {name}](trajectories_{name}.png)", "", f"![deviation along {name}](deviation_{name}.png)", ""]
+        for scenario in scenarios:
+            mine = [r for r in runs if r.circuit == name and r.scenario == scenario]
+            if mine:
+                lines += _circuit_section(out, circuit, scenario, agents, mine)
     if runs:
         write_bytes_atomic(out / "latency_vs_deviation.png", latency_png(runs))
         lines += ["## Latency versus deviation", "", "![latency versus deviation](latency_vs_deviation.png)", ""]
     return write_text_atomic(out / "report.md", "\n".join(lines))
+
+
+def _circuit_section(out: Path, circuit: Any, scenario: str, agents: list[str], runs: list[Run]) -> list[str]:
+    """The two tables of one circuit (and scenario) and its plots, written beside report.md."""
+    name = circuit.name
+    tag = name if scenario == "nominal" else f"{name}__{scenario}"
+    title = name if scenario == "nominal" else f"{name}, scenario {scenario}"
+    first = [min((r for r in runs if r.agent == a), key=lambda r: int(r.run["seed"])) for a in agents if any(r.agent == a for r in runs)]
+    write_bytes_atomic(out / f"trajectories_{tag}.png", trajectories_png(circuit, first))
+    write_bytes_atomic(out / f"deviation_{tag}.png", deviation_png(circuit, first))
+    seeds = len({r.run["seed"] for r in runs})
+    return [f"## {title}", "", f"Mean ± std over {seeds} seed(s).", "", *model_table(name, agents, runs), "",
+            *driving_table(name, agents, runs), "",
+            f"![trajectories on {title}](trajectories_{tag}.png)", "", f"![deviation along {title}](deviation_{tag}.png)", ""]

@@ -1,7 +1,7 @@
 """``python -m simeval.sweep --agents all --circuits all --seeds 3 --out DIR``: run every combination.
 
-Each (agent, circuit, seed) is one run of ``simeval.run``, written whole (temp folder + rename) to
-``DIR/runs/<circuit>__<agent>__<seed>/``. The names carry no time stamp, so rerunning the same
+Each (agent, circuit, scenario, seed) is one run of ``simeval.run``, written whole (temp folder +
+rename) to ``DIR/runs/<circuit>__<agent>__<seed>/`` (``__<scenario>`` appended unless nominal). The names carry no time stamp, so rerunning the same
 command finds the finished runs and does only the missing ones: a sweep killed with ``kill -9``
 loses at most the runs that were in flight. ``DIR/summary.csv`` and ``DIR/report.md`` are rebuilt
 from the run folders at the end of every sweep.
@@ -46,7 +46,8 @@ class SweepConfig:
 
     agents: str = field(default="all", **opt("comma-separated agent names, or all (every registered agent that loads here)"))
     circuits: str = field(default="all", **opt("comma-separated circuit names, or all (simple, montreal, montmelo)"))
-    seeds: int = field(default=1, **opt("number of seeds per (agent, circuit): seeds 0..N-1"))
+    seeds: int = field(default=1, **opt("number of seeds per (agent, circuit, scenario): seeds 0..N-1"))
+    scenarios: str = field(default="nominal", **opt("comma-separated robustness scenarios (simeval.scenarios), or all"))
     timing: str = field(default="lockstep", **opt("lockstep or latency (see python -m simeval.run --help)"))
     latency_ms: float | None = field(default=None, **opt("fixed latency in ms for --timing latency"))
     latency_scale: float = field(default=1.0, **opt("multiplier of the measured latency for --timing latency"))
@@ -72,21 +73,23 @@ class SweepConfig:
             raise ConfigError("--address needs --backend ray")
         self.run_config("expert", "simple", 0)  # the run settings are checked once, before any run
 
-    def run_config(self, agent: str, circuit: str, seed: int) -> Any:
+    def run_config(self, agent: str, circuit: str, seed: int, scenario: str = "nominal") -> Any:
         """The ``RunConfig`` of one combination, its folder included."""
         from simeval.runner import RunConfig
 
         return RunConfig(
             agent=agent, circuit=circuit, seed=seed, timing=self.timing, latency_ms=self.latency_ms,
             latency_scale=self.latency_scale, start=self.start, max_time_s=self.max_time_s,
-            out=run_dir(self.out, circuit, agent, seed), plot=self.plot,
+            out=run_dir(self.out, circuit, agent, seed, scenario), plot=self.plot, scenario=scenario,
         )
 
 
-def run_dir(out: Path, circuit: str, agent: str, seed: int) -> Path:
-    """``out/runs/<circuit>__<agent>__<seed>``: deterministic, so a rerun finds it."""
+def run_dir(out: Path, circuit: str, agent: str, seed: int, scenario: str = "nominal") -> Path:
+    """``out/runs/<circuit>__<agent>__<seed>`` (``__<scenario>`` appended unless nominal):
+    deterministic, so a rerun finds it."""
     safe_agent = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in agent)
-    return Path(out) / RUNS_DIR / f"{circuit}__{safe_agent}__{seed}"
+    suffix = "" if scenario == "nominal" else f"__{scenario}"
+    return Path(out) / RUNS_DIR / f"{circuit}__{safe_agent}__{seed}{suffix}"
 
 
 def split_names(text: str, every: Iterable[str], kind: str) -> list[str]:
@@ -106,6 +109,15 @@ def resolve_agents(text: str) -> list[str]:
     for name in names:
         if name not in agent_names() and ":" not in name and Path(name).suffix not in MODEL_FILES:
             raise UnknownNameError("agent", name, agent_names())
+    return names
+
+
+def resolve_scenarios(text: str) -> list[str]:
+    from simeval.scenarios import get_scenario, scenario_names
+
+    names = split_names(text, scenario_names(), "scenario")
+    for name in names:
+        get_scenario(name)  # an unknown name fails now with the nearest known one
     return names
 
 
@@ -156,7 +168,7 @@ def execute(config: Any) -> dict[str, Any]:
     from simeval.errors import AgentError
 
     init_worker()
-    key = {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "out": str(config.out)}
+    key = {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "scenario": config.scenario, "out": str(config.out)}
     if Path(config.out).exists():
         return {**key, "status": "done"}
     try:
@@ -250,15 +262,16 @@ def clean_partials(runs: Path) -> list[Path]:
     return removed
 
 
-def plan(config: SweepConfig, agents: list[str], circuits: list[str]) -> list[Any]:
+def plan(config: SweepConfig, agents: list[str], circuits: list[str], scenarios: list[str]) -> list[Any]:
     """Every combination not done yet, agent-major so a worker reuses the agent it loaded."""
     todo = []
     for agent in agents:
         for circuit in circuits:
-            for seed in range(config.seeds):
-                run = config.run_config(agent, circuit, seed)
-                if not Path(run.out).exists():
-                    todo.append(run)
+            for scenario in scenarios:
+                for seed in range(config.seeds):
+                    run = config.run_config(agent, circuit, seed, scenario)
+                    if not Path(run.out).exists():
+                        todo.append(run)
     return todo
 
 
@@ -269,9 +282,10 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     from simeval.report import write_report
 
     agents, circuits = resolve_agents(config.agents), resolve_circuits(config.circuits)
+    scenarios = resolve_scenarios(config.scenarios)
     clean_partials(Path(config.out) / RUNS_DIR)
-    todo = plan(config, agents, circuits)
-    total = len(agents) * len(circuits) * config.seeds
+    todo = plan(config, agents, circuits, scenarios)
+    total = len(agents) * len(circuits) * len(scenarios) * config.seeds
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     if todo:
@@ -284,11 +298,11 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
         bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
         for result in runner:
             results.append(result)
-            bar.set_postfix_str(f"{result['circuit']}/{result['agent']}/{result['seed']}: {result.get('termination') or result['status']}")
+            bar.set_postfix_str(f"{result['circuit']}/{result['scenario']}/{result['agent']}/{result['seed']}: {result.get('termination') or result['status']}")
             bar.update(1)
         bar.close()
     unavailable = {r["agent"]: r["error"] for r in results if r["status"] == "unavailable"}
-    write_report(Path(config.out), agents=agents, circuits=circuits, unavailable=unavailable)
+    write_report(Path(config.out), agents=agents, circuits=circuits, scenarios=scenarios, unavailable=unavailable)
     return {
         "total": total,
         "ran": sum(r["status"] == "ran" for r in results),

@@ -95,6 +95,7 @@ def test_ray_backend_drives_the_same_laps(tmp_path: Path) -> None:
         ["--address", "auto"],
         ["--seeds", "0"],
         ["--timing", "lockstep", "--latency-ms", "100"],
+        ["--scenarios", "no-such-scenario"],
     ],
 )
 def test_bad_input_is_refused_before_any_run(tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,3 +114,16 @@ def test_workers_are_replaced_without_stalling_the_sweep(tmp_path: Path) -> None
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert run_names(out) == {f"simple__expert__{s}" for s in range(5)}
+
+
+def test_scenarios_are_swept_and_reported_per_agent(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert main(["--agents", "expert", "--scenarios", "nominal,line-gaps", "--seeds", "1", "--jobs", "2", "--out", str(out), *TINY]) == 0
+    assert run_names(out) == {"simple__expert__0", "simple__expert__0__line-gaps"}
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert sorted(r["scenario"] for r in rows) == ["line-gaps", "nominal"]
+    config = (out / "runs" / "simple__expert__0__line-gaps" / "config.json").read_text()
+    assert '"scenario": "line-gaps"' in config
+    report = (out / "report.md").read_text()
+    assert "| Method | nominal | line-gaps |" in report and "| expert | 0/1 | 0/1 |" in report
+    assert "## simple, scenario line-gaps" in report and (out / "trajectories_simple__line-gaps.png").is_file()
