@@ -127,3 +127,19 @@ def test_scenarios_are_swept_and_reported_per_agent(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "| Method | nominal | line-gaps |" in report and "| expert | 0/1 | 0/1 |" in report
     assert "## simple, scenario line-gaps" in report and (out / "trajectories_simple__line-gaps.png").is_file()
+
+
+def test_an_agent_that_cannot_load_is_listed_and_the_others_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simeval.agents import load_agent
+    from simeval.errors import AgentError
+
+    try:
+        load_agent("tftrt-fp32").close()
+        pytest.skip("tftrt-fp32 loads here (TensorRT and a GPU present)")
+    except AgentError:
+        pass
+    out = tmp_path / "sweep"
+    assert main(["--agents", "expert,tftrt-fp32", "--jobs", "1", "--out", str(out), *TINY]) == EXIT_BAD_INPUT
+    assert run_names(out) == {"simple__expert__0"}
+    assert "skipped agent 'tftrt-fp32'" in capsys.readouterr().err
+    assert "- `tftrt-fp32`: " in (out / "report.md").read_text()
