@@ -8,7 +8,6 @@ Exit codes: 0 the lap ran (whether or not it was completed: that is a result, no
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -69,38 +68,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from simeval.agents import load_agent
-    from simeval.metrics import compute_metrics
-    from simeval.results import default_run_dir, environment_facts, write_run
-    from simeval.runner import RunConfig, make_env, run_episode
+    from simeval.results import default_run_dir
+    from simeval.runner import RunConfig, run_and_save
 
     config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
     ensure_writable(out)
     agent = load_agent(config.agent)
-    env = None
     try:
-        env = make_env(config)
-        record = run_episode(env, agent, config)
-        metrics = compute_metrics(record, env.circuit)
-        png = None
-        if config.plot:
-            from simeval.plots import trajectory_png
-
-            png = trajectory_png(record, env.circuit, metrics)
-        facts = {
-            "run": config.as_dict(),
-            "agent": agent.info.as_dict(),
-            "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **dataclasses.asdict(env.circuit.meta)},
-            "camera": dataclasses.asdict(env.camera),
-            "vehicle": dataclasses.asdict(env.vehicle),
-            "sim": dataclasses.asdict(env.sim_config),
-            "environment": environment_facts(),
-        }
-        write_run(out, record, metrics, facts, png)
+        record, metrics = run_and_save(agent, config, out)
     finally:
         agent.close()
-        if env is not None:
-            env.close()
     print(f"{config.agent} on {config.circuit} (seed {config.seed}, {config.timing}):")
     print(format_metrics(metrics))
     print(f"results: {out}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +114,33 @@ def _finish(record: LapRecord, env: FollowLineEnv) -> None:
     record.path = np.asarray(sim.path, dtype=np.float64)
     st = sim.state
     record.final_pose = (st.x, st.y, st.yaw, sim.s, sim.lateral_offset(), sim.time_s)
+
+
+def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord, dict]:
+    """Drive one episode as ``config`` says and write its run folder whole (metrics, trajectory,
+    timing, config with the versions and hardware, and the trajectory plot unless ``plot`` is off)."""
+    from simeval.metrics import compute_metrics
+    from simeval.results import environment_facts, write_run
+
+    env = make_env(config)
+    try:
+        record = run_episode(env, agent, config)
+        metrics = compute_metrics(record, env.circuit)
+        png = None
+        if config.plot:
+            from simeval.plots import trajectory_png
+
+            png = trajectory_png(record, env.circuit, metrics)
+        facts = {
+            "run": config.as_dict(),
+            "agent": agent.info.as_dict(),
+            "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **asdict(env.circuit.meta)},
+            "camera": asdict(env.camera),
+            "vehicle": asdict(env.vehicle),
+            "sim": asdict(env.sim_config),
+            "environment": environment_facts(),
+        }
+        write_run(out, record, metrics, facts, png)
+    finally:
+        env.close()
+    return record, metrics

@@ -186,32 +186,9 @@ def execute(config: Any) -> dict[str, Any]:
 
 
 def _drive(agent: Any, config: Any) -> tuple[Any, dict[str, Any]]:
-    from simeval.metrics import compute_metrics
-    from simeval.results import environment_facts, write_run
-    from simeval.runner import make_env, run_episode
+    from simeval.runner import run_and_save
 
-    env = make_env(config)
-    try:
-        record = run_episode(env, agent, config)
-        metrics = compute_metrics(record, env.circuit)
-        png = None
-        if config.plot:
-            from simeval.plots import trajectory_png
-
-            png = trajectory_png(record, env.circuit, metrics)
-        facts = {
-            "run": config.as_dict(),
-            "agent": agent.info.as_dict(),
-            "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **dataclasses.asdict(env.circuit.meta)},
-            "camera": dataclasses.asdict(env.camera),
-            "vehicle": dataclasses.asdict(env.vehicle),
-            "sim": dataclasses.asdict(env.sim_config),
-            "environment": environment_facts(),
-        }
-        write_run(Path(config.out), record, metrics, facts, png)
-    finally:
-        env.close()
-    return record, metrics
+    return run_and_save(agent, config, Path(config.out))
 
 
 # ------------------------------------------------------------------------------------ backends
