@@ -56,7 +56,11 @@ class SweepConfig:
     backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks"))
     address: str | None = field(default=None, **opt("Ray address (e.g. auto or ray://host:10001); default: a local Ray instance"))
     jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
-    max_tasks_per_child: int = field(default=8, **opt("runs a worker process does before it is replaced (bounds memory)"))
+    max_tasks_per_child: int = field(
+        default=1,
+        **opt("runs a worker process does before it is replaced: 1 keeps a long sweep's memory at that of "
+              "--jobs runs at a time; more reuses loaded models (faster, about 15%% more memory at 8)"),
+    )
     out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md"))
     plot: bool = field(default=True, **opt("write trajectory.png in every run folder"))
 
