@@ -4,10 +4,6 @@ and quietly."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -216,19 +212,3 @@ def test_bad_artifact_fails_with_one_line(tmp_path):
         assert "\n" not in str(caught.value)
     with pytest.raises(AgentError, match="no such model file"):
         TFLiteInt8Agent(path=tmp_path / "nothing.tflite")
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_loading_and_acting_prints_nothing(name):
-    """No deprecation warning (nor LiteRT's INFO lines) reaches the terminal from load or act."""
-    code = (
-        "import numpy as np\n"
-        "from simeval.agents import load_agent\n"
-        f"a = load_agent({name!r})\n"
-        "print(a.act(np.zeros((66, 200, 3), np.uint8), {}))\n"
-        "import sys; assert 'tensorflow' not in sys.modules, 'the agent imported TensorFlow'\n"
-    )
-    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    assert len(json.loads(done.stdout.replace("(", "[").replace(")", "]"))) == 2

@@ -6,6 +6,10 @@ targets are the gate in tests/regression.)"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from simeval.agents.pilotnet import model_dir, read_card, sha256_of
@@ -50,3 +54,26 @@ def test_int8_artifacts_are_at_least_3_8_times_smaller(name):
 def test_qat_is_at_least_as_accurate_as_static():
     qat, static = read_card(model_dir("torch-qat")), read_card(model_dir("torch-static"))
     assert qat.test["all"]["mse_normalized"] <= static.test["all"]["mse_normalized"]
+
+
+NOT_IMPORTED = {"onnx-fp32": "torch", "onnx-int8": "torch", "tflite-dynamic": "tensorflow",
+                "tflite-fp16": "tensorflow", "tflite-int8": "tensorflow"}
+"""Runtimes that must not pull in the framework the model was built with."""
+
+
+@pytest.mark.parametrize("name", ["torch-fp32", "tf-fp32", *SHIPPED])
+def test_loading_and_acting_print_nothing(name):
+    """No deprecation warning, native start-up note or anything else reaches the terminal, and a
+    deploy runtime does not import the training framework."""
+    absent = NOT_IMPORTED.get(name)
+    code = (
+        "import sys, numpy as np\n"
+        "from simeval.agents import load_agent\n"
+        f"a = load_agent({name!r})\n"
+        "print(list(a.act(np.zeros((66, 200, 3), np.uint8), {})))\n"
+        + (f"assert {absent!r} not in sys.modules, 'the agent imported {absent}'\n" if absent else "")
+    )
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert len(json.loads(done.stdout)) == 2
