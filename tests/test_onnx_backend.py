@@ -13,26 +13,9 @@ from simeval.agents.pilotnet import model_dir, preprocess  # noqa: E402
 from simeval.dataset import default_dataset_dir  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
-from tests.support import circuit  # noqa: E402
+from tests.support import circuit, rollout_frames  # noqa: E402
 
 VARIANTS = ("onnx-fp32", "onnx-int8")
-
-
-def rollout_frames(count: int, circuit_name: str = "austin") -> np.ndarray:
-    """Camera frames from the expert driving a TRAINING circuit: calibration data when the data set
-    is absent (CI), never a test circuit."""
-    from simeval.agents.expert import ExpertAgent
-
-    env = FollowLineEnv(circuit(circuit_name))
-    agent = ExpertAgent()
-    obs, info = env.reset(seed=0)
-    agent.reset(env.circuit)
-    frames = []
-    for _ in range(count * 3):  # every third step: frames that differ
-        frames.append(obs)
-        obs, _, terminated, truncated, info = env.step(env.to_action(*agent.act(obs, info)))
-        assert not (terminated or truncated)
-    return np.stack(frames[::3])
 
 
 @pytest.fixture(scope="module")
