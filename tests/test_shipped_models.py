@@ -12,8 +12,11 @@ import sys
 
 import pytest
 
+from simeval.agents import load_agent
 from simeval.agents.pilotnet import model_dir, read_card, sha256_of
+from simeval.env import FollowLineEnv
 from simeval.optimize import VARIANTS
+from tests.support import circuit
 
 MAX_MSE_RATIO = 1.10
 MIN_INT8_SIZE_RATIO = 3.8
@@ -77,3 +80,23 @@ def test_loading_and_acting_print_nothing(name):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert len(json.loads(done.stdout)) == 2
+
+
+W_TOLERANCE_RADPS = {"onnx-fp32": 1e-3, "tflite-fp16": 0.02}
+"""How far a variant's yaw rate may stray from its parent's on the same frame (default 0.3 rad/s;
+speed gets 25x that in m/s): near-exact conversions are held tighter."""
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_variant_drives_like_its_parent(name):
+    parent, agent = load_agent(VARIANTS[name][0]), load_agent(name)
+    env = FollowLineEnv(circuit("simple"))
+    obs, info = env.reset(seed=0)
+    agent.reset(env.circuit)
+    tolerance = W_TOLERANCE_RADPS.get(name, 0.3)
+    for _ in range(5):
+        v, w = agent.act(obs, info)
+        v0, w0 = parent.act(obs, info)
+        assert abs(v - v0) < 25 * tolerance and abs(w - w0) < tolerance, (name, v, v0, w, w0)
+        obs, *_, info = env.step(env.to_action(v, w))
+    assert agent.last_inference_s > 0
