@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from simeval.agents.pilotnet import load_verified, preprocess  # noqa: E402
-from simeval.agents.pilotnet_torch import TorchPilotNetAgent, load_pilotnet  # noqa: E402
+from simeval.agents import load_agent  # noqa: E402
+from simeval.agents.card import load_verified  # noqa: E402
+from simeval.agents.formats.torch_state_dict import load_pilotnet  # noqa: E402
+from simeval.agents.pilotnet import preprocess  # noqa: E402
 
 WARMUP = 50
 
@@ -60,21 +62,21 @@ def throughput(model, batch: torch.Tensor, device: str, half: bool, repeats: int
 def lap(circuit: str, device: str) -> dict:
     """One lockstep lap with the model on ``device``, through the real env and runner."""
     from simeval.env import FollowLineEnv
-    from simeval.metrics import compute_metrics
-    from simeval.runner import RunConfig, run_episode
+    from simeval.eval.metrics import compute_metrics
+    from simeval.eval.run import RunConfig, run_episode
 
-    agent = TorchPilotNetAgent()
-    agent.model.to(device)
+    agent = load_agent("torch-fp32")
+    model = agent.runtime.model.to(device)
 
     def infer(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = agent.model(torch.from_numpy(batch).to(device))
+            out = model(torch.from_numpy(batch).to(device))
             return out.cpu().numpy()
 
-    agent.infer = infer
+    agent.runtime.infer = infer
     env = FollowLineEnv(circuit)
     record = run_episode(env, agent, RunConfig(agent=f"torch-fp32@{device}", circuit=circuit))
-    return compute_metrics(record, env.circuit)
+    return compute_metrics(record, env.circuit).as_dict()
 
 
 def main() -> int:

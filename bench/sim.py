@@ -17,14 +17,17 @@ import argparse  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 
+import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 
 from simeval.agents import load_agent  # noqa: E402
-from simeval.camera import CameraConfig, make_renderer  # noqa: E402
-from simeval.circuit import Circuit  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
-from simeval.metrics import compute_metrics  # noqa: E402
-from simeval.runner import RunConfig, run_episode  # noqa: E402
+from simeval.eval.metrics import LapMetrics, compute_metrics  # noqa: E402
+from simeval.eval.rollout import rollout  # noqa: E402
+from simeval.eval.run import RunConfig, run_episode  # noqa: E402
+from simeval.sim.camera import CameraConfig  # noqa: E402
+from simeval.sim.renderer import make_renderer  # noqa: E402
+from simeval.track.circuit import Circuit  # noqa: E402
 
 
 def poses(circuit: Circuit, count: int, seed: int = 0) -> list[tuple[float, float, float]]:
@@ -52,25 +55,33 @@ def frame_seconds(name: str, circuit: Circuit, count: int) -> float:
         renderer.close()
 
 
+class StepTimer(gymnasium.Wrapper):
+    """Adds up the wall time spent inside ``env.step``."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.spent_s, self.steps = 0.0, 0
+
+    def step(self, action):
+        start = time.perf_counter()
+        result = self.env.step(action)
+        self.spent_s += time.perf_counter() - start
+        self.steps += 1
+        return result
+
+
 def env_steps_per_second(circuit: Circuit, steps: int) -> float:
     """env.step alone (car + frame + progress), driven by pure pursuit so the car stays on the road."""
-    env = FollowLineEnv(circuit)
+    env = StepTimer(FollowLineEnv(circuit))
     agent = load_agent("pure-pursuit")
-    agent.reset(circuit)
-    obs, info = env.reset(seed=0)
-    spent, done = 0.0, 0
-    while done < steps:
-        action = env.to_action(*agent.act(obs, info))
-        start = time.perf_counter()
-        obs, _, terminated, truncated, info = env.step(action)
-        spent += time.perf_counter() - start
-        done += 1
-        if terminated or truncated:
-            obs, info = env.reset(seed=done)
-    return steps / spent
+    seed = 0
+    while env.steps < steps:
+        rollout(env, agent, seed=seed, options={"start": "random"}, max_steps=steps - env.steps)
+        seed += 1
+    return env.steps / env.spent_s
 
 
-def expert_lap(name: str) -> tuple[float, dict]:
+def expert_lap(name: str) -> tuple[float, LapMetrics]:
     start = time.perf_counter()
     env = FollowLineEnv(name)
     record = run_episode(env, load_agent("expert"), RunConfig(agent="expert", circuit=name))
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.laps.split(","):
         wall, metrics = expert_lap(name)
         target = "<= 5 s" if name == "montreal" else ""
-        lap = metrics["lap_time_s"]
+        lap = metrics.lap_time_s
         rows.append((
             f"expert lap {name} (wall s)",
             f"{wall:.2f}",
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ))
         rows.append((
             f"  {name}: lap time s / mean speed m/s / MAE m",
-            f"{lap:.1f} / {metrics['average_speed_mps']:.1f} / {metrics['deviation_mae_m']:.3f}" if lap else metrics["termination"],
+            f"{lap:.1f} / {metrics.average_speed_mps:.1f} / {metrics.deviation_mae_m:.3f}" if lap else str(metrics.termination),
             "",
         ))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -35,12 +35,27 @@ class CircuitError(SimevalError, ValueError):
 
 
 class AgentError(SimevalError):
-    """An agent that cannot be loaded here (missing artifact, dependency or hardware)."""
+    """An agent that cannot be loaded (missing or bad artifact, missing dependency or hardware)."""
+
+
+class UnavailableError(AgentError):
+    """An agent that cannot run on this machine (a missing framework, engine or GPU): the registry
+    adds the agents that do run here."""
 
 
 class ConfigError(SimevalError, ValueError):
     """A run setting with a wrong type or value."""
 
 
+class DatasetError(SimevalError):
+    """A data set that is missing, incomplete, corrupt, or made with other settings."""
+
+
 class ResultsError(SimevalError):
     """A results folder that cannot be written."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (libraries' errors run to many lines), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -1,4 +1,5 @@
-"""Where the shipped data (circuits/, agents/) lives: beside the package in a checkout, inside it in a wheel.
+"""Where things live: the shipped data (circuits/, agents/: beside the package in a checkout, inside it
+in a wheel), and the default folders of results, the data set and training checkpoints.
 
 Paths never depend on the working directory, so ``python -m simeval.run`` works from anywhere.
 """
@@ -33,6 +34,18 @@ def results_dir() -> Path:
     env = os.environ.get("SIMEVAL_RESULTS_DIR")
     if env:
         return Path(env).expanduser()
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / "results"
-    return Path.cwd() / "results"
+    return _work_tree() / "results"
+
+
+def dataset_dir() -> Path:
+    """Default data set folder: ``data/pilotnet`` in the working tree of a checkout, else ``./data/pilotnet``."""
+    return _work_tree() / "data" / "pilotnet"
+
+
+def training_dir(framework: str) -> Path:
+    """Default checkpoint folder of a training run: ``data/training/<framework>``."""
+    return _work_tree() / "data" / "training" / framework
+
+
+def _work_tree() -> Path:
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()

@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from simeval.cli import add_dataclass_arguments, dataclass_from_args
 from simeval.errors import ResultsError, SimevalError
+from simeval.options import add_dataclass_arguments, dataclass_from_args
 
 EXIT_BAD_INPUT = 2
 EXIT_AGENT_FAILED = 3
@@ -21,7 +21,7 @@ EXIT_AGENT_FAILED = 3
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, generated from ``RunConfig`` so that flags and config never disagree."""
-    from simeval.runner import RunConfig
+    from simeval.eval.run import RunConfig
 
     parser = argparse.ArgumentParser(prog="python -m simeval.run", description=__doc__.splitlines()[0])
     add_dataclass_arguments(parser, RunConfig)
@@ -42,7 +42,7 @@ def ensure_writable(folder: Path) -> None:
         raise ResultsError(f"{folder} already exists; choose another --out folder or remove it")
 
 
-def format_metrics(metrics: dict) -> str:
+def format_metrics(metrics: dict[str, object]) -> str:
     """A two-column table of the metrics, numbers rounded for reading (metrics.json has them all)."""
     width = max(len(k) for k in metrics)
     lines = []
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from simeval.agents import load_agent
-    from simeval.results import default_run_dir
-    from simeval.runner import RunConfig, run_and_save
+    from simeval.env import Termination
+    from simeval.eval.results import default_run_dir
+    from simeval.eval.run import RunConfig, run_and_save
 
     config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
@@ -80,9 +81,9 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         agent.close()
     print(f"{config.agent} on {config.circuit} (seed {config.seed}, {config.timing}):")
-    print(format_metrics(metrics))
+    print(format_metrics(metrics.as_dict()))
     print(f"results: {out}")
-    if record.termination in ("agent_error", "invalid_action"):
+    if record.termination in (Termination.AGENT_ERROR, Termination.INVALID_ACTION):
         print(
             f"error: agent '{config.agent}' failed at t={record.sim_time_s:.2f} s on {config.circuit}: {record.error}; "
             f"the partial lap is in {out}",

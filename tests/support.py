@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 
-from simeval.circuit import Circuit
+import numpy as np
 
-TEST_CIRCUITS = ("simple", "montreal", "montmelo")
+from simeval.track.catalogue import evaluation_circuits
+from simeval.track.circuit import Circuit
+
+TEST_CIRCUITS = tuple(evaluation_circuits())
 
 
 @functools.cache
@@ -14,22 +17,15 @@ def circuit(name: str) -> Circuit:
     return Circuit.from_name(name)
 
 
-def rollout_frames(count: int, circuit_name: str = "austin"):
+def rollout_frames(count: int, circuit_name: str = "austin") -> np.ndarray:
     """``count`` camera frames of the expert driving a TRAINING circuit (every third step, so they
-    differ): calibration data for tests that must run without the data set (CI), never a test
-    circuit."""
-    import numpy as np
-
+    differ): calibration data for tests that need no data set, never a test circuit."""
     from simeval.agents.expert import ExpertAgent
     from simeval.env import FollowLineEnv
+    from simeval.eval.rollout import rollout
 
-    env = FollowLineEnv(circuit(circuit_name))
-    agent = ExpertAgent()
-    obs, info = env.reset(seed=0)
-    agent.reset(env.circuit)
-    frames = []
-    for _ in range(count * 3):
-        frames.append(obs)
-        obs, _, terminated, truncated, info = env.step(env.to_action(*agent.act(obs, info)))
-        assert not (terminated or truncated)
+    frames: list[np.ndarray] = []
+    lap = rollout(FollowLineEnv(circuit(circuit_name)), ExpertAgent(), seed=0, max_steps=count * 3,
+                  on_step=lambda step: frames.append(step.observation))
+    assert lap.termination is None, lap.termination
     return np.stack(frames[::3])

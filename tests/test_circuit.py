@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simeval.circuit import Circuit, CircuitMeta
 from simeval.errors import CircuitError, UnknownNameError
+from simeval.track.circuit import Circuit, CircuitMeta
 
 RADIUS_M = 30.0
 

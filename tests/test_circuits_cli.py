@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simeval.circuit import Circuit
-from simeval.circuits import available, main
-from simeval.paths import REPO_ROOT, data_dir
-from simeval.trackgen import generate_loop, min_radius_m
+from simeval.circuits import main
+from simeval.paths import data_dir
+from simeval.track.catalogue import available, evaluation_circuits
+from simeval.track.circuit import Circuit
+from simeval.track.generator import generate_loop
+from simeval.track.recipe import sources_dir
 
-TRACKS_DIR = REPO_ROOT.parent / "shared" / "tracks"
-needs_shared = pytest.mark.skipif(not TRACKS_DIR.is_dir(), reason=f"reference tracks not found at {TRACKS_DIR}")
-TEST_CIRCUITS = ("simple", "montreal", "montmelo")
+TRACKS_DIR = sources_dir()
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def test_list_shows_test_and_training_circuits(capsys: pytest.CaptureFixture[str
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:5] == ["name", "role", "lap_m", "road_m", "source"]
     roles = {line.split()[0]: line.split()[1] for line in lines[1:]}
-    assert all(roles[name] == "test" for name in TEST_CIRCUITS)
+    assert all(roles[name] == "test" for name in evaluation_circuits())
     assert sum(role == "train" for role in roles.values()) >= 10
     montreal = next(line for line in lines if line.startswith("montreal "))
     assert "Montreal.csv" in montreal and "3.00" in montreal
@@ -66,7 +66,6 @@ def test_bad_import_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "bad.csv:1: not a TUMFTM header" in capsys.readouterr().err
 
 
-@needs_shared
 def test_import_then_load_by_name(user_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = TRACKS_DIR / "tumftm" / "Spielberg.csv"
     assert main(["import", str(source), "--name", "my-ring", "--scale", "1:4", "--road-width", "3.2"]) == 0
@@ -84,7 +83,6 @@ def test_import_then_load_by_name(user_dir: Path, capsys: pytest.CaptureFixture[
     assert Circuit.from_name("my-ring").length_m == pytest.approx(4315.4 / 3, rel=0.005)
 
 
-@needs_shared
 def test_import_keeps_the_files_widths_into_a_chosen_folder(tmp_path: Path) -> None:
     dest = tmp_path / "elsewhere"
     source = TRACKS_DIR / "tumftm" / "Monza.csv"
@@ -107,15 +105,25 @@ def test_import_refuses_bad_or_shipped_names(
     assert match in capsys.readouterr().err
 
 
-@needs_shared
-def test_build_reproduces_the_shipped_circuits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["build", "--tracks", str(TRACKS_DIR), "--dest", str(tmp_path)]) == 0
+def test_build_reproduces_the_shipped_circuits_byte_for_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """From the sources inside the repository alone (``circuits/sources``, the default)."""
+    assert main(["build", "--dest", str(tmp_path)]) == 0
     built = {p.name for p in tmp_path.glob("*.csv")}
     assert built == {p.name for p in data_dir("circuits").glob("*.csv")}
     for name in sorted(built):
-        fresh, committed = Circuit.from_file(tmp_path / name), Circuit.from_file(data_dir("circuits") / name)
-        assert fresh.meta == committed.meta, name
-        assert np.abs(fresh.control_points - committed.control_points).max() < 1e-3, name
+        assert (tmp_path / name).read_bytes() == (data_dir("circuits") / name).read_bytes(), name
+
+
+def test_refit_solves_simple_circuit_again_close_to_the_recorded_fit(tmp_path: Path) -> None:
+    import shutil
+
+    sources = Path(shutil.copytree(TRACKS_DIR, tmp_path / "sources"))
+    recorded = json.loads((sources / "simple_fit.json").read_text())["parameters"]
+    assert main(["build", "--tracks", str(sources), "--refit", "--dest", str(tmp_path / "out")]) == 0
+    refitted = json.loads((sources / "simple_fit.json").read_text())["parameters"]
+    assert np.abs(np.subtract(refitted, recorded)).max() < 1e-4
+    fresh, shipped_simple = Circuit.from_file(tmp_path / "out" / "simple.csv"), Circuit.from_name("simple")
+    assert np.abs(fresh.control_points - shipped_simple.control_points).max() <= 2e-4
 
 
 # ------------------------------------------------------------------------------ shipped circuits
@@ -138,7 +146,6 @@ def test_simple_circuit_facts() -> None:
     assert yaw == pytest.approx(c.heading[0], abs=0.01)
 
 
-@needs_shared
 def test_simple_circuit_passes_the_measured_segment_starts() -> None:
     spec = json.loads((TRACKS_DIR / "simple_circuit.json").read_text())
     c = Circuit.from_name("simple")
@@ -162,7 +169,11 @@ def test_tumftm_test_circuit_facts(name: str, lap_m: float, line_m: float, refer
     assert "TUMFTM" in c.meta.source and "OpenStreetMap" in c.meta.source
 
 
-@pytest.mark.parametrize("name", TEST_CIRCUITS)
+def test_the_test_circuits_are_those_of_the_published_study() -> None:
+    assert evaluation_circuits() == ["montmelo", "montreal", "simple"]
+
+
+@pytest.mark.parametrize("name", evaluation_circuits())
 def test_test_circuits_run_clockwise(name: str) -> None:
     c = Circuit.from_name(name)
     total_turn = float(np.sum(c.curvature)) * c.length_m / len(c.xy)
@@ -198,6 +209,6 @@ def test_generator_gives_different_loops_for_different_seeds() -> None:
 def test_generated_loops_are_valid_training_loops(seed: int) -> None:
     c = generate_loop(seed)
     assert 500 <= c.length_m <= 2000
-    assert min_radius_m(c) >= 4.0
+    assert c.min_radius_m >= 4.0
     assert c.w_left + c.w_right == pytest.approx(3.0)
     assert c.meta.role == "train" and f"seed={seed}" in c.meta.source

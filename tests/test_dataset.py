@@ -10,20 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simeval import dataset
 from simeval.agents.expert import ExpertAgent
-from simeval.dataset import (
+from simeval.build.dataset import (
     ARRAYS,
     DatasetConfig,
-    DatasetError,
     generate,
     load_manifest,
     load_split,
     load_test_set,
-    main,
     manifest_sha256,
 )
-from simeval.errors import ConfigError, UnknownNameError
+from simeval.build.dataset.collect import ChunkJob
+from simeval.build.dataset.config import FORMAT
+from simeval.dataset import main
+from simeval.errors import ConfigError, DatasetError, UnknownNameError
 from tests.support import TEST_CIRCUITS
 
 TINY = DatasetConfig(
@@ -127,7 +127,7 @@ def test_rerun_after_deleting_a_chunk_reproduces_identical_bytes(made, copy):
 
 
 def test_interrupted_run_leaves_whole_files_and_resumes(made, tmp_path, monkeypatch):
-    real_run, calls = dataset.ChunkJob.run, []
+    real_run, calls = ChunkJob.run, []
 
     def interrupted(job):
         calls.append(job.index)
@@ -135,14 +135,14 @@ def test_interrupted_run_leaves_whole_files_and_resumes(made, tmp_path, monkeypa
             raise KeyboardInterrupt
         return real_run(job)
 
-    monkeypatch.setattr(dataset.ChunkJob, "run", interrupted)
+    monkeypatch.setattr(ChunkJob, "run", interrupted)
     root = tmp_path / "partial"
     with pytest.raises(KeyboardInterrupt):
         generate(TINY, root, progress=False)
     assert sorted(p.name for p in (root / "train").iterdir()) == ["chunk-00000.npz", "chunk-00001.npz"]
     with pytest.raises(DatasetError, match="unfinished"):
         load_split(root, "train")
-    monkeypatch.setattr(dataset.ChunkJob, "run", real_run)
+    monkeypatch.setattr(ChunkJob, "run", real_run)
     generate(TINY, root, progress=False)
     assert _all_bytes(root) == _all_bytes(made)
 
@@ -213,6 +213,6 @@ def test_unknown_names_and_bad_settings(made):
 
 def test_manifest_is_plain_json_with_the_documented_arrays(made):
     data = json.loads((made / "manifest.json").read_text())
-    assert data["format"] == dataset.FORMAT and data["complete"] is True
+    assert data["format"] == FORMAT and data["complete"] is True
     assert list(data["arrays"]) == list(ARRAYS)
     assert data["settings"]["noise"]["clean_fraction"] > 0

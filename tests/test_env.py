@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from simeval import ENV_ID
-from simeval.env import FollowLineEnv
+from simeval.env import EnvConfig, FollowLineEnv
 from tests.support import circuit
 
 
@@ -103,7 +103,7 @@ def test_standing_still_is_stuck_and_timeout_truncates():
             break
     assert truncated and info["termination"] == "stuck"
     assert info["time_s"] == pytest.approx(10.0, abs=0.051)
-    env = FollowLineEnv(circuit("simple"), max_time_s=1.0)
+    env = FollowLineEnv(circuit("simple"), EnvConfig(max_time_s=1.0))
     env.reset(seed=0)
     for _ in range(40):
         *_, terminated, truncated, info = env.step(env.to_action(2.0, 0.0))
@@ -113,7 +113,7 @@ def test_standing_still_is_stuck_and_timeout_truncates():
 
 
 def test_fixed_latency_delays_the_command():
-    env = FollowLineEnv(circuit("simple"), latency_s=0.12)
+    env = FollowLineEnv(circuit("simple"), EnvConfig(latency_s=0.12))
     env.reset(seed=0)
     _, _, _, _, info = env.step(env.to_action(10.0, 0.0))
     assert info["time_s"] == pytest.approx(0.12)  # next frame at t + max(50 ms, L)
@@ -152,6 +152,6 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="render_mode"):
         FollowLineEnv(circuit("simple"), render_mode="human")
     with pytest.raises(ValueError, match="start"):
-        FollowLineEnv(circuit("simple"), start="middle")
+        FollowLineEnv(circuit("simple"), EnvConfig(start="middle"))
     with pytest.raises(KeyError, match="Did you mean 'montreal'"):
         FollowLineEnv("montreall")

@@ -9,8 +9,9 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from simeval.agents.pilotnet import model_dir, preprocess  # noqa: E402
-from simeval.dataset import default_dataset_dir  # noqa: E402
+from simeval.agents.card import model_dir  # noqa: E402
+from simeval.agents.model import ModelAgent  # noqa: E402
+from simeval.agents.pilotnet import preprocess  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from tests.support import rollout_frames  # noqa: E402
 
@@ -23,7 +24,7 @@ def needs_tensorflow() -> None:
 
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("needs tensorflow (pip install 'simeval[tf]')")
-    import simeval.agents.pilotnet_tf  # noqa: F401
+    import simeval.agents.formats.keras_model  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def keras_parent(tmp_path_factory):
     import warnings
 
     from simeval.agents.pilotnet import LabelRange
-    from simeval.agents.pilotnet_tf import build_pilotnet
+    from simeval.build.training.fit_keras import build_pilotnet
 
     model, _ = build_pilotnet(LabelRange((6.5, -4.0), (24.0, 4.0)))
     path = tmp_path_factory.mktemp("keras") / "model.keras"
@@ -49,30 +50,31 @@ def keras_parent(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(keras_parent, tmp_path_factory):
     """Every conversion into tmp, int8 calibrated on a handful of training-circuit frames."""
-    from simeval.agents import litert_backend as lb
+    from simeval.agents import variants as v
+    from simeval.build.optimize import litert_convert as lb
 
     work = tmp_path_factory.mktemp("litert")
     frames = rollout_frames(16)
     configs = {
-        "dynamic": lb.DynamicRangeConfig(), "fp16": lb.Float16Config(),
-        "int8": lb.FullInt8Config(calibration_frames=16), "int8-no-tail": lb.FullInt8Config(calibration_frames=16, float_tail=0),
+        "dynamic": v.LiteRTDynamicRange(), "fp16": v.LiteRTFloat16(),
+        "int8": v.LiteRTFullInt8(calibration_frames=16), "int8-no-tail": v.LiteRTFullInt8(calibration_frames=16, float_tail=0),
     }
     paths = {name: lb.convert(keras_parent, work / f"{name}.tflite", config, frames) for name, config in configs.items()}
     return paths | {"frames": frames}
 
 
 def keras_outputs(path, batch):
-    from simeval.agents.pilotnet_tf import load_pilotnet
+    from simeval.agents.formats.keras_model import load_pilotnet
 
     return load_pilotnet(path)(batch, training=False).numpy()
 
 
 def test_folding_the_input_norm_is_exact(keras_parent):
-    from simeval.agents.litert_backend import fold_input_norm
-    from simeval.agents.pilotnet_tf import load_pilotnet
+    from simeval.agents.formats.keras_model import load_pilotnet
+    from simeval.build.optimize.folding import fold_input_norm_keras
 
     model = load_pilotnet(keras_parent)
-    folded = fold_input_norm(model)
+    folded = fold_input_norm_keras(model)
     batch = preprocess(rollout_frames(4))
     assert np.allclose(folded(batch).numpy(), model(batch).numpy(), atol=1e-4)
     assert "input_norm" not in [layer.name for layer in folded.layers] and len(folded.layers) == len(model.layers) - 1
@@ -80,11 +82,11 @@ def test_folding_the_input_norm_is_exact(keras_parent):
 
 @pytest.mark.parametrize("variant, tolerance", [("dynamic", 0.3), ("fp16", 0.01), ("int8", 0.3), ("int8-no-tail", 0.3)])
 def test_conversion_matches_keras_at_any_batch(converted, keras_parent, variant, tolerance):
-    from simeval.agents.litert_backend import Runner, load_interpreter
+    from simeval.agents.formats.litert import BatchRunner, load_interpreter
 
     batch = preprocess(converted["frames"])
     expected = keras_outputs(keras_parent, batch)
-    run = Runner(load_interpreter(converted[variant]))
+    run = BatchRunner(load_interpreter(converted[variant]))
     one = run(batch[:1])
     assert one.dtype == np.float32 and one.shape == (1, 2)
     assert (np.abs(run(batch) - expected).max(axis=0) / (np.abs(expected).max(axis=0) + 1) < tolerance).all()
@@ -104,7 +106,7 @@ def dense_output_types(path) -> list[str]:
 
 
 def test_sizes_and_types_of_the_conversions(converted, keras_parent):
-    from simeval.agents.litert_backend import load_interpreter
+    from simeval.agents.formats.litert import load_interpreter
 
     fp32_bytes = keras_parent.stat().st_size
     assert fp32_bytes / converted["dynamic"].stat().st_size > 3.5
@@ -122,8 +124,7 @@ def test_sizes_and_types_of_the_conversions(converted, keras_parent):
 
 def test_a_model_with_int8_input_is_refused(keras_parent, tmp_path):
     """The agents feed float frames and read the command in m/s and rad/s."""
-    from simeval.agents.litert_backend import TFLiteInt8Agent
-    from simeval.agents.pilotnet_tf import load_pilotnet, tf
+    from simeval.agents.formats.keras_model import load_pilotnet, tf
 
     frames = rollout_frames(4)
     load_pilotnet(keras_parent).export(tmp_path / "sm", format="tf_saved_model", verbose=False)
@@ -135,46 +136,44 @@ def test_a_model_with_int8_input_is_refused(keras_parent, tmp_path):
     path = tmp_path / "int8-io.tflite"
     path.write_bytes(converter.convert())
     with pytest.raises(AgentError, match=r"int8-io\.tflite: expected float32 input and output .* got int8 -> int8"):
-        TFLiteInt8Agent(path=path)
+        ModelAgent.from_file(path, "tflite")
 
 
 def test_configs_are_validated():
-    from simeval.agents import litert_backend as lb
+    from simeval.agents.variants import LiteRTFullInt8
 
     with pytest.raises(ValueError, match="float_tail must be in 0..5, got 6"):
-        lb.FullInt8Config(float_tail=6)
-    with pytest.raises(ValueError, match="calibration_frames must be >= 1, got 0"):
-        lb.FullInt8Config(calibration_frames=0)
+        LiteRTFullInt8(float_tail=6)
+    with pytest.raises(ValueError, match="calibration_frames must be an integer >= 1, got 0"):
+        LiteRTFullInt8(calibration_frames=0)
 
 
 def test_int8_needs_calibration_frames(keras_parent, tmp_path):
-    from simeval.agents import litert_backend as lb
+    from simeval.agents.variants import LiteRTFullInt8
+    from simeval.build.optimize.litert_convert import convert
 
     with pytest.raises(ValueError, match="frames must hold calibration frames"):
-        lb.convert(keras_parent, tmp_path / "x.tflite", lb.FullInt8Config(), None)
+        convert(keras_parent, tmp_path / "x.tflite", LiteRTFullInt8(), None)
 
 
-@pytest.mark.skipif(not (default_dataset_dir() / "manifest.json").is_file(), reason="needs the data set data/pilotnet")
-@pytest.mark.skipif(not (model_dir("tf-fp32") / "model.keras").is_file(), reason="needs the shipped tf-fp32 model")
-def test_builder_calibrates_on_training_frames(tmp_path):
-    from simeval.agents.litert_backend import build_int8
-    from simeval.optimize import BuildContext
+def test_builder_calibrates_on_training_frames(tmp_path, tiny_data):
+    needs_tensorflow()
+    from simeval.agents.variants import LiteRTFullInt8
+    from simeval.build.optimize.builder import BuildContext
+    from simeval.build.optimize.litert_convert import build
 
-    result = build_int8(model_dir("tf-fp32"), tmp_path, BuildContext(default_dataset_dir()))
-    assert result.precision == "int8" and result.artifact == tmp_path / "model.tflite"
+    result = build(LiteRTFullInt8(), model_dir("tf-fp32"), tmp_path, BuildContext(tiny_data))
+    assert result.artifact == tmp_path / "model.tflite"
     assert result.method["calibration"] == {"split": "train", "frames": 512, "seed": 0}
     assert result.predict(np.zeros((3, 66, 200, 3), np.float32)).shape == (3, 2)
 
 
 
 def test_bad_artifact_fails_with_one_line(tmp_path):
-    from simeval.agents.litert_backend import TFLiteDynamicAgent, TFLiteFP16Agent, TFLiteInt8Agent
-
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"not a model" * 10)
-    for cls in (TFLiteDynamicAgent, TFLiteFP16Agent, TFLiteInt8Agent):
-        with pytest.raises(AgentError, match=r"garbage\.tflite: not a loadable LiteRT model") as caught:
-            cls(path=garbage)
-        assert "\n" not in str(caught.value)
+    with pytest.raises(AgentError, match=r"garbage\.tflite: not a loadable LiteRT model") as caught:
+        ModelAgent.from_file(garbage, "tflite")
+    assert "\n" not in str(caught.value)
     with pytest.raises(AgentError, match="no such model file"):
-        TFLiteInt8Agent(path=tmp_path / "nothing.tflite")
+        ModelAgent.from_file(tmp_path / "nothing.tflite", "tflite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simeval.lookup import RoadGrid
+from simeval.track.lookup import RoadGrid
 from tests.support import TEST_CIRCUITS, circuit
 
 

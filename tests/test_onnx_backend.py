@@ -8,8 +8,9 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from simeval.agents.pilotnet import model_dir, preprocess  # noqa: E402
-from simeval.dataset import default_dataset_dir  # noqa: E402
+from simeval.agents.card import model_dir  # noqa: E402
+from simeval.agents.model import ModelAgent  # noqa: E402
+from simeval.agents.pilotnet import preprocess  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from tests.support import rollout_frames  # noqa: E402
 
@@ -21,22 +22,23 @@ def exported(tmp_path_factory):
     """The shipped torch-fp32 model exported and quantized into tmp on a handful of frames."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    from simeval.agents import onnx_backend as ob
+    from simeval.agents.variants import OnnxStaticInt8
+    from simeval.build.optimize import onnx_export as ob
 
     work = tmp_path_factory.mktemp("onnx")
     frames = rollout_frames(16)
     fp32 = ob.export_onnx(model_dir("torch-fp32") / "model.pt", work / "fp32.onnx")
-    int8 = ob.quantize_int8(fp32, work / "int8.onnx", frames, ob.StaticInt8Config(calibration_frames=16))
+    int8 = ob.quantize_int8(fp32, work / "int8.onnx", frames, OnnxStaticInt8(calibration_frames=16))
     return {"fp32": fp32, "int8": int8, "frames": frames}
 
 
 def test_folding_the_input_norm_is_exact():
     torch = pytest.importorskip("torch")
-    from simeval.agents.onnx_backend import fold_input_norm
-    from simeval.agents.pilotnet_torch import load_pilotnet
+    from simeval.agents.formats.torch_state_dict import load_pilotnet
+    from simeval.build.optimize.folding import fold_input_norm_torch
 
     model = load_pilotnet(model_dir("torch-fp32") / "model.pt")
-    folded = fold_input_norm(model)
+    folded = fold_input_norm_torch(model)
     x = torch.from_numpy(preprocess(rollout_frames(4)))
     with torch.inference_mode():
         assert torch.allclose(folded(x), model(x), atol=1e-4)
@@ -46,21 +48,18 @@ def test_folding_the_input_norm_is_exact():
 def test_export_matches_torch_at_any_batch(exported):
     import torch
 
-    from simeval.agents.onnx_backend import load_session, predictor
-    from simeval.agents.pilotnet_torch import load_pilotnet
+    from simeval.agents.formats.torch_state_dict import load_pilotnet
 
     batch = preprocess(exported["frames"])
     with torch.inference_mode():
         expected = load_pilotnet(model_dir("torch-fp32") / "model.pt")(torch.from_numpy(batch)).numpy()
-    predict = predictor(load_session(exported["fp32"]))
+    predict = session(exported["fp32"])
     assert np.allclose(predict(batch), expected, atol=1e-3)  # (v m/s, w rad/s): the rescaling is inside
     assert np.allclose(predict(batch[:1]), expected[:1], atol=1e-3)
 
 
 def test_int8_is_static_qdq_per_channel_with_an_exact_input_and_a_float_tail(exported):
     import onnx
-
-    from simeval.agents.onnx_backend import load_session, predictor
 
     graph = onnx.load(str(exported["int8"]))
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer}
@@ -74,46 +73,49 @@ def test_int8_is_static_qdq_per_channel_with_an_exact_input_and_a_float_tail(exp
     assert ops[-2:] == ["Mul", "Add"]  # the rescaling to SI units runs in float
     assert exported["fp32"].stat().st_size / exported["int8"].stat().st_size > 3.5
     batch = preprocess(exported["frames"])
-    fp32 = predictor(load_session(exported["fp32"]))(batch)
-    int8 = predictor(load_session(exported["int8"]))(batch)
+    fp32 = session(exported["fp32"])(batch)
+    int8 = session(exported["int8"])(batch)
     assert np.abs(int8 - fp32).max(axis=0) == pytest.approx([0, 0], abs=0.5)
 
 
+def session(path):
+    """The graph at ``path`` on ONNX Runtime, as the agents run it."""
+    from simeval.agents.formats.onnx_model import OnnxRuntime
+
+    return OnnxRuntime(path, threads=1, card=None, name=str(path)).infer
+
+
 def test_int8_config_is_validated():
-    from simeval.agents.onnx_backend import ExportConfig, StaticInt8Config
+    from simeval.agents.variants import OnnxExport, OnnxStaticInt8
 
     with pytest.raises(ValueError, match="calibrate_method must be one of"):
-        StaticInt8Config(calibrate_method="Histogram")
-    with pytest.raises(ValueError, match="calibration_frames must be >= 1, got 0"):
-        StaticInt8Config(calibration_frames=0)
+        OnnxStaticInt8(calibrate_method="Histogram")
+    with pytest.raises(ValueError, match="calibration_frames must be an integer >= 1, got 0"):
+        OnnxStaticInt8(calibration_frames=0)
     with pytest.raises(ValueError, match="opset must be"):
-        ExportConfig(opset=9)
+        OnnxExport(opset=9)
 
 
-@pytest.mark.skipif(not (default_dataset_dir() / "manifest.json").is_file(), reason="needs the data set data/pilotnet")
-def test_builder_calibrates_on_training_frames(tmp_path):
+def test_builder_calibrates_on_training_frames(tmp_path, tiny_data):
     pytest.importorskip("torch")
-    from simeval.agents.onnx_backend import build_int8
-    from simeval.optimize import BuildContext
+    from simeval.agents.variants import OnnxStaticInt8
+    from simeval.build.optimize.builder import BuildContext
+    from simeval.build.optimize.onnx_export import build_int8
 
-    result = build_int8(model_dir("torch-fp32"), tmp_path, BuildContext(default_dataset_dir()))
-    assert result.precision == "int8" and result.artifact == tmp_path / "model.onnx"
+    result = build_int8(OnnxStaticInt8(), model_dir("torch-fp32"), tmp_path, BuildContext(tiny_data))
+    assert result.artifact == tmp_path / "model.onnx"
     assert result.method["calibration"] == {"split": "train", "frames": 512, "seed": 0}
     assert result.predict(np.zeros((3, 66, 200, 3), np.float32)).shape == (3, 2)
 
 
-
 def test_bad_artifact_fails_with_one_line(tmp_path):
-    from simeval.agents.onnx_backend import OnnxFP32Agent, OnnxInt8Agent
-
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
-    for cls in (OnnxFP32Agent, OnnxInt8Agent):
-        with pytest.raises(AgentError, match=r"garbage\.onnx: not a loadable ONNX model") as caught:
-            cls(path=garbage)
-        assert "\n" not in str(caught.value)
+    with pytest.raises(AgentError, match=r"garbage\.onnx: not a loadable ONNX model") as caught:
+        ModelAgent.from_file(garbage, "onnx")
+    assert "\n" not in str(caught.value)
     with pytest.raises(AgentError, match="no such model file"):
-        OnnxInt8Agent(path=tmp_path / "nothing.onnx")
+        ModelAgent.from_file(tmp_path / "nothing.onnx", "onnx")
 
 
 def test_wrong_graph_is_refused(tmp_path):
@@ -124,7 +126,5 @@ def test_wrong_graph_is_refused(tmp_path):
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
     path = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
-    from simeval.agents.onnx_backend import OnnxFP32Agent
-
     with pytest.raises(AgentError, match=r"relu\.onnx: expected a \(N, 66, 200, 3\) -> \(N, 2\) PilotNet graph"):
-        OnnxFP32Agent(path=path)
+        ModelAgent.from_file(path, "onnx")

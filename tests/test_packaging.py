@@ -37,7 +37,7 @@ def test_installed_wheel_finds_its_circuits_outside_the_checkout(wheel, tmp_path
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True)
     code = (
-        "import simeval, simeval.paths as p; from simeval.circuit import Circuit;"
+        "import simeval, simeval.paths as p; from simeval.track.circuit import Circuit;"
         "c = Circuit.from_name('montreal'); print(simeval.__file__); print(p.data_dir('circuits')); print(round(c.length_m))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}

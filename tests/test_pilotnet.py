@@ -14,17 +14,20 @@ pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
 from simeval.agents import load_agent  # noqa: E402
-from simeval.agents.pilotnet import PARAMETERS, LabelRange, ModelCard, mse_report, preprocess  # noqa: E402
+from simeval.agents.card import ModelCard  # noqa: E402
+from simeval.agents.pilotnet import PARAMETERS, LabelRange, preprocess  # noqa: E402
+from simeval.build.evaluate import mse_report  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from simeval.train import main as train_main  # noqa: E402
+from tests.conftest import TINY_TRAIN_FRAMES  # noqa: E402
 from tests.support import circuit  # noqa: E402
 
 
 def test_torch_architecture_and_parameter_count():
     import torch
 
-    from simeval.agents.pilotnet_torch import PilotNet, parameter_count
+    from simeval.agents.formats.torch_state_dict import PilotNet, parameter_count
 
     model = PilotNet()
     assert parameter_count(model) == PARAMETERS == 1_595_528
@@ -42,7 +45,7 @@ def test_torch_architecture_and_parameter_count():
 
 
 def test_keras_has_the_same_architecture():
-    from simeval.agents.pilotnet_tf import build_pilotnet, trainable_parameters
+    from simeval.build.training.fit_keras import build_pilotnet, trainable_parameters
 
     model, normalized = build_pilotnet()
     assert trainable_parameters(model) == PARAMETERS
@@ -94,7 +97,7 @@ def test_training_writes_artifact_and_card(tiny_models, framework):
     assert card.size_bytes == artifact.stat().st_size and 5e6 < card.size_bytes < 10e6
     assert set(card.test) == {"simple", "montreal", "montmelo", "all"}
     assert card.test["all"]["frames"] > 1000 and np.isfinite(card.test["all"]["mse_normalized"])
-    assert card.dataset["train_frames"] == 256 and len(card.dataset["manifest_sha256"]) == 64
+    assert card.dataset["train_frames"] == TINY_TRAIN_FRAMES and len(card.dataset["manifest_sha256"]) == 64
     assert card.training["epochs_run"] == 1
 
 
@@ -132,11 +135,11 @@ def test_interrupted_training_resumes_after_the_last_finished_epoch(tiny_data, t
 def test_corrupt_or_replaced_artifact_fails_with_one_line(tiny_models, tmp_path, monkeypatch):
     import shutil
 
-    from simeval.agents import pilotnet
+    from simeval.agents import card
 
     shipped = tmp_path / "agents" / "torch-fp32"
     shutil.copytree(tiny_models["torch"], shipped)
-    monkeypatch.setattr(pilotnet, "data_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(card, "data_dir", lambda name: tmp_path / name)
     load_agent("torch-fp32")  # intact: loads
     artifact = shipped / "model.pt"
     artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")

@@ -14,10 +14,11 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from simeval import pybullet_renderer
-from simeval.camera import PALETTE, CameraConfig, Renderer, make_renderer, red_line_mask
-from simeval.circuit import Circuit
-from simeval.pybullet_renderer import PybulletRenderer
+from simeval.sim import pybullet_renderer
+from simeval.sim.camera import PALETTE, CameraConfig, red_line_mask
+from simeval.sim.pybullet_renderer import PybulletRenderer
+from simeval.sim.renderer import Renderer, make_renderer
+from simeval.track.circuit import Circuit
 
 TEST_CIRCUITS = ("simple", "montreal", "montmelo")
 POSES_PER_CIRCUIT = 8

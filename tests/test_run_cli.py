@@ -21,7 +21,7 @@ def test_expert_lap_writes_every_result_file(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--agent", "expert", "--circuit", "simple", "--seed", "7", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "metrics.json", "timing.csv", "trajectory.csv", "trajectory.png",
+        "config.json", "deviation.csv", "metrics.json", "timing.csv", "trajectory.csv", "trajectory.png",
     ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert DESIGN_METRICS <= metrics.keys()

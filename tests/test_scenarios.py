@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from simeval.agents import load_agent
-from simeval.camera import PALETTE, red_line_mask
-from simeval.env import FollowLineEnv
+from simeval.env import EnvConfig, FollowLineEnv
 from simeval.errors import ConfigError, UnknownNameError
-from simeval.lookup import RoadGrid
-from simeval.raster import PaintGaps
+from simeval.eval.run import RunConfig, make_env, run_episode
 from simeval.run import main
-from simeval.runner import RunConfig, make_env, run_episode
-from simeval.scenarios import SCENARIOS, Brightness, ColourShift, get_scenario, scenario_names
+from simeval.sim.camera import PALETTE, red_line_mask
+from simeval.sim.raster import PaintGaps
+from simeval.sim.scenarios import SCENARIOS, Brightness, ColourShift, get_scenario, scenario_names
+from simeval.track.lookup import RoadGrid
 from tests.support import circuit
 
 STEPS = 12
@@ -60,7 +60,7 @@ def test_bad_parameters_are_refused():
 @pytest.mark.parametrize("name", ["dim", "bright", "colour-shift"])
 def test_brightness_and_colour_scale_each_channel_and_change_nothing_else(name):
     nominal, infos = drive(FollowLineEnv("simple"))
-    shifted, shifted_infos = drive(FollowLineEnv("simple", scenario=name))
+    shifted, shifted_infos = drive(FollowLineEnv("simple", EnvConfig(scenario=name)))
     gains = np.asarray(SCENARIOS[name].gains, dtype=np.float32)
     expected = np.clip(np.rint(nominal * gains), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(shifted, expected)
@@ -70,10 +70,10 @@ def test_brightness_and_colour_scale_each_channel_and_change_nothing_else(name):
 
 def test_camera_noise_is_seeded_zero_mean_sigma_and_leaves_the_drive_alone():
     nominal, infos = drive(FollowLineEnv("simple"))
-    env = FollowLineEnv("simple", scenario="camera-noise")
+    env = FollowLineEnv("simple", EnvConfig(scenario="camera-noise"))
     noisy, noisy_infos = drive(env, seed=3)
     again, _ = drive(env, seed=3)
-    other, _ = drive(FollowLineEnv("simple", scenario="camera-noise"), seed=4)
+    other, _ = drive(FollowLineEnv("simple", EnvConfig(scenario="camera-noise")), seed=4)
     np.testing.assert_array_equal(noisy, again)
     assert not np.array_equal(noisy, other)
     _, infos3 = drive(FollowLineEnv("simple"), seed=3)
@@ -85,8 +85,8 @@ def test_camera_noise_is_seeded_zero_mean_sigma_and_leaves_the_drive_alone():
 
 
 def test_camera_noise_with_a_random_start_starts_where_nominal_does():
-    plain = FollowLineEnv("montreal", start="random")
-    noisy = FollowLineEnv("montreal", start="random", scenario="camera-noise")
+    plain = FollowLineEnv("montreal", EnvConfig(start="random"))
+    noisy = FollowLineEnv("montreal", EnvConfig(start="random", scenario="camera-noise"))
     _, a = plain.reset(seed=11)
     _, b = noisy.reset(seed=11)
     assert (a["x"], a["y"], a["yaw"]) == (b["x"], b["y"], b["yaw"])
@@ -95,15 +95,15 @@ def test_camera_noise_with_a_random_start_starts_where_nominal_does():
 @pytest.mark.parametrize("start", ["spawn", "random"])
 def test_offset_start_puts_the_car_beside_the_line_and_askew(start):
     offset = SCENARIOS["offset-start"]
-    _, base = FollowLineEnv("montreal", start=start).reset(seed=5)
-    _, moved = FollowLineEnv("montreal", start=start, scenario="offset-start").reset(seed=5)
+    _, base = FollowLineEnv("montreal", EnvConfig(start=start)).reset(seed=5)
+    _, moved = FollowLineEnv("montreal", EnvConfig(start=start, scenario="offset-start")).reset(seed=5)
     assert moved["d"] == pytest.approx(base["d"] + offset.lateral_m, abs=2e-3)
     assert moved["yaw"] == pytest.approx(base["yaw"] + offset.heading_rad, abs=1e-9)
     assert moved["s"] == pytest.approx(base["s"], abs=2e-3)
 
 
 def test_an_explicit_pose_is_not_offset():
-    env = FollowLineEnv("simple", scenario="offset-start")
+    env = FollowLineEnv("simple", EnvConfig(scenario="offset-start"))
     pose = env.circuit.spawn_pose
     _, info = env.reset(seed=0, options={"pose": pose})
     assert (info["x"], info["y"], info["yaw"]) == pytest.approx(pose)
@@ -127,7 +127,7 @@ def test_line_gaps_remove_red_only_inside_the_gaps():
     """Straight ahead from the spawn the first gap (7-8 m of lap) comes into view and goes."""
     gaps = SCENARIOS["line-gaps"].paint_gaps
     nominal, infos = drive(FollowLineEnv("montreal"), steps=40, w=0.0)
-    gapped, gap_infos = drive(FollowLineEnv("montreal", scenario="line-gaps"), steps=40, w=0.0)
+    gapped, gap_infos = drive(FollowLineEnv("montreal", EnvConfig(scenario="line-gaps")), steps=40, w=0.0)
     assert gap_infos == infos
     changed = np.any(nominal != gapped, axis=-1)
     # every changed pixel was (partly) red line and is now unpainted road or wall: no red left
@@ -145,13 +145,13 @@ def test_line_gaps_remove_red_only_inside_the_gaps():
 
 def test_world_changes_refuse_the_pybullet_renderer():
     with pytest.raises(ConfigError, match="only the raster renderer"):
-        FollowLineEnv("simple", renderer="pybullet", scenario="line-gaps")
+        FollowLineEnv("simple", EnvConfig(renderer="pybullet", scenario="line-gaps"))
 
 
 def test_nominal_is_byte_identical_to_no_scenario():
     config = RunConfig(agent="expert", circuit="simple", seed=2, start="random", plot=False)
     assert config.scenario == "nominal"
-    env = FollowLineEnv("simple", start="random")
+    env = FollowLineEnv("simple", EnvConfig(start="random"))
     plain = run_episode(env, load_agent("expert"), config)
     named = run_episode(make_env(config), load_agent("expert"), config)
     assert plain.path.tobytes() == named.path.tobytes()

@@ -13,25 +13,28 @@ import sys
 import pytest
 
 from simeval.agents import load_agent
-from simeval.agents.pilotnet import model_dir, read_card, sha256_of
+from simeval.agents.card import model_dir, read_card, sha256_of
+from simeval.agents.registry import shipped
+from simeval.agents.variants import BY_NAME, built_variants
 from simeval.env import FollowLineEnv
-from simeval.optimize import VARIANTS
+from simeval.track.catalogue import evaluation_circuits
 from tests.support import circuit
 
 MAX_MSE_RATIO = 1.10
 MIN_INT8_SIZE_RATIO = 3.8
-SHIPPED = [name for name in VARIANTS if (model_dir(name) / "card.json").is_file()]
-TEST_SETS = ("simple", "montreal", "montmelo", "all")
+SHIPPED = [v.name for v in built_variants() if shipped(v.name)]
+TEST_SETS = (*evaluation_circuits(), "all")
 
 
 def test_every_variant_that_runs_on_a_cpu_is_shipped():
-    assert set(VARIANTS) - set(SHIPPED) == {"tftrt-fp32", "tftrt-fp16", "tftrt-int8"}  # built on a GPU only
+    assert {v.name for v in built_variants()} - set(SHIPPED) == {"tftrt-fp32", "tftrt-fp16", "tftrt-int8"}  # built on a GPU only
+    assert shipped("torch-fp32") and shipped("tf-fp32")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_matches_artifact_and_parent(name):
     card = read_card(model_dir(name))
-    parent_name = VARIANTS[name][0]
+    parent_name = BY_NAME[name].parent
     parent = read_card(model_dir(parent_name))
     assert card.sha256 == sha256_of(model_dir(name) / card.artifact)
     assert card.size_bytes == (model_dir(name) / card.artifact).stat().st_size
@@ -42,7 +45,7 @@ def test_card_matches_artifact_and_parent(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_mse_within_ten_percent_of_the_parent_on_every_test_circuit(name):
-    card, parent = read_card(model_dir(name)), read_card(model_dir(VARIANTS[name][0]))
+    card, parent = read_card(model_dir(name)), read_card(model_dir(BY_NAME[name].parent))
     for test_set in TEST_SETS:
         ratio = card.test[test_set]["mse_normalized"] / parent.test[test_set]["mse_normalized"]
         assert ratio <= MAX_MSE_RATIO, f"{name} on {test_set}: {ratio:.3f}x its parent's MSE"
@@ -50,7 +53,7 @@ def test_mse_within_ten_percent_of_the_parent_on_every_test_circuit(name):
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if read_card(model_dir(n)).precision == "int8"])
 def test_int8_artifacts_are_at_least_3_8_times_smaller(name):
-    card, parent = read_card(model_dir(name)), read_card(model_dir(VARIANTS[name][0]))
+    card, parent = read_card(model_dir(name)), read_card(model_dir(BY_NAME[name].parent))
     assert parent.size_bytes / card.size_bytes >= MIN_INT8_SIZE_RATIO, f"{name}: {card.size_bytes} bytes"
 
 
@@ -89,7 +92,7 @@ speed gets 25x that in m/s): near-exact conversions are held tighter."""
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_variant_drives_like_its_parent(name):
-    parent, agent = load_agent(VARIANTS[name][0]), load_agent(name)
+    parent, agent = load_agent(BY_NAME[name].parent), load_agent(name)
     env = FollowLineEnv(circuit("simple"))
     obs, info = env.reset(seed=0)
     agent.reset(env.circuit)

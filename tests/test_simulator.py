@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from simeval.simulator import US, SimConfig, Simulator
-from simeval.vehicle import CarState, VehicleConfig, move
+from simeval.sim.simulator import US, SimConfig, Simulator
+from simeval.sim.vehicle import CarState, VehicleConfig, move
 from tests.support import circuit
 
 

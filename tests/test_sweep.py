@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from simeval.eval.sweep import run_dir
 from simeval.paths import REPO_ROOT
-from simeval.sweep import EXIT_BAD_INPUT, main, run_dir
+from simeval.sweep import EXIT_BAD_INPUT, main
 
 TINY = ["--circuits", "simple", "--max-time-s", "3", "--no-plot", "--no-progress"]
 

@@ -19,26 +19,20 @@ if "x86" not in torch.backends.quantized.supported_engines:
     pytest.skip("the int8 torch agents need PyTorch's x86 quantized engine", allow_module_level=True)
 
 from simeval.agents import load_agent  # noqa: E402
-from simeval.agents.pilotnet import ModelCard, model_dir, preprocess, read_card, sha256_of  # noqa: E402
-from simeval.agents.torch_quant import (  # noqa: E402
-    ARTIFACT,
-    DynamicInt8Config,
-    QATConfig,
-    StaticInt8Config,
-    TorchDynamicAgent,
-    TorchQATAgent,
-    TorchStaticAgent,
-    fold_pilotnet,
-)
+from simeval.agents.card import ModelCard, model_dir, read_card, sha256_of  # noqa: E402
+from simeval.agents.formats.torchscript import ARTIFACT  # noqa: E402
+from simeval.agents.model import ModelAgent  # noqa: E402
+from simeval.agents.pilotnet import preprocess  # noqa: E402
+from simeval.agents.variants import BY_NAME, TorchDynamicInt8, TorchQAT, TorchStaticInt8  # noqa: E402
+from simeval.build.optimize.torch_int8 import fold_pilotnet  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from simeval.paths import REPO_ROOT  # noqa: E402
 from tests.support import circuit  # noqa: E402
 
-VARIANTS = {"torch-dynamic": TorchDynamicAgent, "torch-static": TorchStaticAgent, "torch-qat": TorchQATAgent}
+VARIANTS = ("torch-dynamic", "torch-static", "torch-qat")
 MIN_SIZE_RATIO = 3.8
 """Every int8 artifact is at least this many times smaller than torch-fp32."""
-DATASET = REPO_ROOT / "data" / "pilotnet"
 
 
 def _frames(count: int = 4) -> np.ndarray:
@@ -58,7 +52,7 @@ import importlib.abc, json, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "simeval.agents.pilotnet_torch":
+        if name == "simeval.agents.formats.torch_state_dict":
             raise ImportError("blocked: the int8 artifacts must load without the PilotNet class")
         return None
 
@@ -66,7 +60,7 @@ sys.meta_path.insert(0, Block())
 import numpy as np
 from simeval.agents import load_agent
 from simeval.env import FollowLineEnv
-from simeval.circuit import Circuit
+from simeval.track.circuit import Circuit
 
 env = FollowLineEnv(Circuit.from_name("simple"))
 obs, info = env.reset(seed=0)
@@ -74,7 +68,7 @@ out = {}
 for name in sys.argv[1:]:
     agent = load_agent(name)
     out[name] = [agent.act(obs, info) for _ in range(3)]
-assert "simeval.agents.pilotnet_torch" not in sys.modules
+assert "simeval.agents.formats.torch_state_dict" not in sys.modules
 print(json.dumps(out))
 """
 
@@ -102,7 +96,7 @@ def test_loading_and_acting_raise_no_warning(name):
     frames = _frames(2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        agent = VARIANTS[name]()
+        agent = load_agent(name)
         for frame in frames:
             v, w = agent.act(frame, {})
     assert np.isfinite([v, w]).all()
@@ -113,7 +107,7 @@ def test_loading_and_acting_raise_no_warning(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_a_batch_gives_what_the_frames_give_alone(name):
-    agent = VARIANTS[name]()
+    agent = load_agent(name)
     batch = preprocess(_frames(8))
     alone = np.concatenate([agent.infer(batch[i : i + 1]) for i in range(len(batch))])
     np.testing.assert_allclose(agent.infer_batch(batch), alone, rtol=0, atol=1e-5)
@@ -130,25 +124,26 @@ def test_qat_history_is_recorded():
     assert [h["epoch"] for h in history] == list(range(len(history)))
 
 
-@pytest.mark.skipif(not (DATASET / "manifest.json").is_file(), reason="needs the data set (python -m simeval.dataset)")
 @pytest.mark.parametrize("name", VARIANTS)
-def test_shipped_artifact_reproduces_its_card(name):
-    """The agent's own inference, frame by frame on the test laps, gives the MSE its card states."""
-    from simeval.train import test_report
+def test_shipped_artifact_reproduces_its_card(name, tiny_data):
+    """The agent's own inference, frame by frame on the test laps (the same noise-free expert laps
+    in every data set), gives the MSE its card states."""
+    from simeval.agents.formats import one_by_one
+    from simeval.build.evaluate import offline_mse
 
     card = read_card(model_dir(name))
-    agent = VARIANTS[name]()
-    report = test_report(lambda b: np.concatenate([agent.infer(b[i : i + 1]) for i in range(len(b))]), DATASET, card.labels)
+    agent = load_agent(name)
+    report = offline_mse(lambda b: one_by_one(agent.infer, b), tiny_data, card.labels)
     assert report["all"]["mse_normalized"] == pytest.approx(card.test["all"]["mse_normalized"], rel=1e-4)
 
 
 # ---------------------------------------------------------------------------------- bad files
 def test_corrupt_or_foreign_file_fails_with_one_line(tmp_path, monkeypatch):
-    from simeval.agents import pilotnet
+    from simeval.agents import card as cards
 
     shipped = tmp_path / "agents" / "torch-static"
     shutil.copytree(model_dir("torch-static"), shipped)
-    monkeypatch.setattr(pilotnet, "data_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(cards, "data_dir", lambda name: tmp_path / name)
     artifact = shipped / ARTIFACT
     data = artifact.read_bytes()
     artifact.write_bytes(data[: len(data) // 2])
@@ -158,43 +153,43 @@ def test_corrupt_or_foreign_file_fails_with_one_line(tmp_path, monkeypatch):
     # Corrupt, but with a card that matches: the TorchScript reader's error becomes one line.
     card = read_card(shipped)
     dataclasses.replace(card, sha256=sha256_of(artifact)).write(shipped)
-    with pytest.raises(AgentError, match=r"model\.torchscript: not a loadable TorchScript file.*make models") as info:
+    with pytest.raises(AgentError, match=r"model\.torchscript: not a loadable TorchScript file") as info:
         load_agent("torch-static")
     assert "\n" not in str(info.value)
     artifact.write_bytes(b"not a model")
     with pytest.raises(AgentError, match="not a loadable TorchScript file") as info:
-        TorchStaticAgent(path=artifact)
+        ModelAgent.from_file(artifact, "torchscript")
     assert "\n" not in str(info.value)
     with pytest.raises(AgentError, match="no such model file"):
-        TorchQATAgent(path=tmp_path / "missing.torchscript")
+        ModelAgent.from_file(tmp_path / "missing.torchscript", "torchscript")
 
 
 def test_a_torchscript_file_that_is_not_ours_is_refused(tmp_path):
-    from simeval.agents.torch_quant import deprecated_apis
+    from simeval.agents.formats.torchscript import deprecated_apis
 
     with deprecated_apis("jit"):
         scripted = torch.jit.script(torch.nn.Linear(2, 2))
         torch.jit.save(scripted, str(tmp_path / "other.torchscript"))
     with pytest.raises(AgentError, match="not a simeval int8 PilotNet"):
-        TorchDynamicAgent(path=tmp_path / "other.torchscript")
+        ModelAgent.from_file(tmp_path / "other.torchscript", "torchscript")
 
 
 def test_configs_refuse_bad_values():
     with pytest.raises(ValueError, match="calibration_frames must be an integer >= 1, got 0"):
-        StaticInt8Config(calibration_frames=0)
+        TorchStaticInt8(calibration_frames=0)
     with pytest.raises(ValueError, match="backend must be 'x86'"):
-        StaticInt8Config(backend="qnnpack")
+        TorchStaticInt8(backend="qnnpack")
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
-        QATConfig(learning_rate=0.0)
+        TorchQAT(learning_rate=0.0)
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
-        QATConfig(epochs=0)
+        TorchQAT(epochs=0)
     with pytest.raises(ValueError, match="linear_qconfig must be"):
-        DynamicInt8Config(linear_qconfig="per_row")
+        TorchDynamicInt8(linear_qconfig="per_row")
 
 
 # ---------------------------------------------------------------------------------- the builders
 def test_folding_is_exact():
-    from simeval.agents.pilotnet_torch import load_pilotnet
+    from simeval.agents.formats.torch_state_dict import load_pilotnet
 
     parent = load_pilotnet(model_dir("torch-fp32") / "model.pt")
     x = torch.from_numpy(preprocess(_frames(4)))
@@ -203,9 +198,9 @@ def test_folding_is_exact():
 
 
 TINY = {
-    "torch-dynamic": ("build_dynamic", DynamicInt8Config()),
-    "torch-static": ("build_static", StaticInt8Config(calibration_frames=16, calibration_batch=8)),
-    "torch-qat": ("build_qat", QATConfig(epochs=1, frames_per_epoch=64, batch_size=32, calibration_frames=16, val_frames=32, threads=1)),
+    "torch-dynamic": TorchDynamicInt8(),
+    "torch-static": TorchStaticInt8(calibration_frames=16, calibration_batch=8),
+    "torch-qat": TorchQAT(epochs=1, frames_per_epoch=64, batch_size=32, calibration_frames=16, val_frames=32, threads=1),
 }
 
 
@@ -213,23 +208,22 @@ TINY = {
 def test_tiny_build_of_each_variant(name, tiny_data, tmp_path):
     """The real builder, from the shipped torch-fp32, on the shared tiny data set (conftest) with a
     handful of calibration frames: the artifact is small, loads as an agent and drives close to its parent."""
-    from simeval.agents import torch_quant
-    from simeval.agents.pilotnet_torch import load_pilotnet
-    from simeval.optimize import BuildContext, write_card
+    from simeval.agents.formats.torch_state_dict import load_pilotnet
+    from simeval.build.optimize.builder import BuildContext, handler, write_card
 
-    function, config = TINY[name]
+    config = TINY[name]
     parent_dir = model_dir("torch-fp32")
     parent = read_card(parent_dir)
     context = BuildContext(data=tiny_data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        result = getattr(torch_quant, function)(parent_dir, tmp_path, context, config)
-    card = write_card(name, parent, result, context, 0.0)
+        result = handler(config)(config, parent_dir, tmp_path, context)
+    card = write_card(BY_NAME[name], parent, result, context, 0.0)
     assert ModelCard(**json.loads((tmp_path / "card.json").read_text())) == card
     assert parent.size_bytes / card.size_bytes >= MIN_SIZE_RATIO
     assert card.training["method"]["config"] == dataclasses.asdict(config)
     frames = _frames(4)
-    agent = VARIANTS[name](path=result.artifact)
+    agent = ModelAgent.from_file(result.artifact, "torchscript")
     with torch.inference_mode():
         reference = load_pilotnet(parent_dir / parent.artifact)(torch.from_numpy(preprocess(frames))).numpy()
     commands = np.array([agent.act(frame, {}) for frame in frames])

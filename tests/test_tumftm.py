@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simeval.circuit import CircuitMeta
 from simeval.errors import CircuitError
-from simeval.paths import REPO_ROOT
-from simeval.trackgen import loop_length, min_radius_m
-from simeval.tumftm import convert, parse_scale, read_tumftm
+from simeval.track.circuit_file import CircuitMeta
+from simeval.track.geometry import loop_length
+from simeval.track.recipe import sources_dir
+from simeval.track.tumftm import convert, parse_scale, read_tumftm
 
-TUMFTM_DIR = REPO_ROOT.parent / "shared" / "tracks" / "tumftm"
-needs_shared = pytest.mark.skipif(not TUMFTM_DIR.is_dir(), reason=f"reference tracks not found at {TUMFTM_DIR}")
+TUMFTM_DIR = sources_dir() / "tumftm"
 HEADER = "# x_m,y_m,w_tr_right_m,w_tr_left_m"
 
 
@@ -137,11 +136,10 @@ def test_road_too_wide_for_its_bends_names_file_and_scale(tmp_path: Path) -> Non
 
 
 # ------------------------------------------------------------------------------------- smoothing
-@needs_shared
 def test_smoothing_removes_spline_spikes_and_keeps_the_lap() -> None:
     """Catalunya at 1:6.25: a plain spline bends at 1.64 m; the real tightest bend is about 2.4 m."""
     path = TUMFTM_DIR / "Catalunya.csv"
     circuit = convert(path, CircuitMeta("montmelo", scale=1 / 6.25), road_width_m=3.0)
     raw_lap = loop_length(read_tumftm(path)[:, :2]) / 6.25
     assert circuit.length_m == pytest.approx(raw_lap, rel=0.005)
-    assert 2.1 < min_radius_m(circuit) < 2.6
+    assert 2.1 < circuit.min_radius_m < 2.6

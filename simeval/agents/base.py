@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from simeval.circuit import Circuit
+    from simeval.track.circuit import Circuit
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,15 @@ class AgentInfo:
     """'fp32', 'fp16', 'int8', or 'n/a' for the experts."""
     artifact: Path | None = None
     artifact_bytes: int | None = None
+    artifact_sha256: str | None = None
     device: str = "cpu"
     privileged: bool = False
     """True when the agent reads the true state (``info`` and the circuit), not only the frame."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Every setting that changes how the agent drives (an expert's gains), for config.json."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
 
 class Agent(ABC):

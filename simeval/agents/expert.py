@@ -11,48 +11,55 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from simeval.agents.base import Agent, AgentInfo
-from simeval.camera import CameraConfig, red_line_mask
-from simeval.raster import ground_points
+from simeval.sim.camera import CameraConfig, red_line_mask
+from simeval.sim.raster import ground_points
+from simeval.track.circuit import Circuit
+
+
+@dataclass(frozen=True)
+class ExpertGains:
+    """How the expert drives; recorded in every run's config.json."""
+
+    max_speed_mps: float = 24.0
+    """Fastest speed it commands (the published labels reach 24 m/s)."""
+    min_speed_mps: float = 6.5
+    """Slowest speed it commands, also while it searches for a lost line."""
+    lateral_accel_mps2: float = 6.0
+    """Speed is chosen so that the visible bend gives this lateral acceleration."""
+    derivative_gain: float = 0.02
+    """D term on the line's lateral offset at the lookahead (rad/s per m/s)."""
+    control_dt_s: float = 0.05
+    """The control period the D term differentiates over (s)."""
+    search_yaw_rate_radps: float = 2.0
+    """Yaw rate towards where the line was last seen, when it is lost (rad/s)."""
 
 
 class ExpertAgent(Agent):
     """PD on the red line's offset at a lookahead, speed from the line's visible curvature."""
 
-    info = AgentInfo(name="expert", framework="numpy")
-
-    def __init__(
-        self,
-        camera: CameraConfig | None = None,
-        max_speed_mps: float = 24.0,
-        min_speed_mps: float = 6.5,
-        lateral_accel_mps2: float = 6.0,
-        derivative_gain: float = 0.02,
-        control_dt_s: float = 0.05,
-        search_yaw_rate_radps: float = 2.0,
-    ):
+    def __init__(self, gains: ExpertGains | None = None, camera: CameraConfig | None = None):
         super().__init__()
-        camera = camera or CameraConfig()
-        ground = ground_points(camera)
+        self.gains = gains or ExpertGains()
+        self.camera = camera or CameraConfig()
+        ground = ground_points(self.camera)
         self._ground_x = ground[..., 0]
         self._ground_y = ground[..., 1]
-        self._columns = np.arange(camera.width_px, dtype=np.float64)
-        self.max_speed_mps = max_speed_mps
-        self.min_speed_mps = min_speed_mps
-        self.lateral_accel_mps2 = lateral_accel_mps2
-        self.derivative_gain = derivative_gain
-        self.control_dt_s = control_dt_s
-        self.search_yaw_rate_radps = search_yaw_rate_radps
+        self._columns = np.arange(self.camera.width_px, dtype=np.float64)
         self.reset(None)
 
-    def reset(self, circuit=None) -> None:
+    @property
+    def info(self) -> AgentInfo:
+        return AgentInfo(name="expert", framework="numpy", settings={"gains": asdict(self.gains), "camera": asdict(self.camera)})
+
+    def reset(self, circuit: Circuit | None = None) -> None:
         self._last_offset = 0.0
-        self._last_v = self.min_speed_mps
 
     def line_points(self, observation: NDArray[np.uint8]) -> NDArray[np.float64]:
         """Ground points (car frame, near to far) of the red line's centre in each row that shows it."""
@@ -76,16 +83,17 @@ class ExpertAgent(Agent):
 
     def _decide(self, observation: NDArray[np.uint8]) -> tuple[float, float]:
         points = self.line_points(observation)
+        g = self.gains
         if len(points) < 2:
             # Line lost: crawl and turn towards where it was last seen.
-            return self.min_speed_mps, math.copysign(self.search_yaw_rate_radps, self._last_offset)
+            return g.min_speed_mps, math.copysign(g.search_yaw_rate_radps, self._last_offset)
         far = points[np.argmax(points[:, 0])]
         bend = 2.0 * abs(far[1]) / float(far @ far)
-        v = math.sqrt(self.lateral_accel_mps2 / max(bend, 1e-6))
-        v = min(max(v, self.min_speed_mps), self.max_speed_mps)
+        v = math.sqrt(g.lateral_accel_mps2 / max(bend, 1e-6))
+        v = min(max(v, g.min_speed_mps), g.max_speed_mps)
         lookahead = min(max(0.25 * v, 1.2), float(far[0]))
         offset = float(np.interp(lookahead, points[:, 0], points[:, 1]))
         w = 2.0 * v * offset / (lookahead * lookahead + offset * offset)
-        w += self.derivative_gain * (offset - self._last_offset) / self.control_dt_s
-        self._last_offset, self._last_v = offset, v
+        w += g.derivative_gain * (offset - self._last_offset) / g.control_dt_s
+        self._last_offset = offset
         return v, w

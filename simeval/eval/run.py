@@ -1,0 +1,111 @@
+"""One run: its settings (``RunConfig``), its env, its episode, and its folder of results.
+
+``run_and_save`` drives one episode with ``rollout`` and writes everything a person or a report
+needs into one run folder; ``python -m simeval.run`` and each run of a sweep call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import gymnasium as gym
+
+from simeval.agents.base import Agent
+from simeval.env import EnvConfig, FollowLineEnv
+from simeval.errors import ConfigError
+from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
+from simeval.eval.rollout import LapRecord, rollout
+from simeval.options import opt as _opt
+from simeval.sim.scenarios import get_scenario
+
+TIMINGS = ("lockstep", "latency")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run; the CLI is generated from these fields and config.json saves them."""
+
+    agent: str = field(default="expert", **_opt("agent name (see --list-agents) or package.module:Class"))
+    circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list)"))
+    seed: int = field(default=0, **_opt("seed of the episode (random start, agent noise)"))
+    renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet"))
+    timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency"))
+    latency_ms: float | None = field(default=None, **_opt("fixed latency in ms for --timing latency (bit-reproducible); default: measured"))
+    latency_scale: float = field(default=1.0, **_opt("multiplier of the measured latency in --timing latency (emulates slower hardware)"))
+    scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.sim.scenarios): nominal, offset-start, camera-noise, dim, bright, colour-shift, line-gaps"))
+    start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap"))
+    max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
+    out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
+    plot: bool = field(default=True, **_opt("write trajectory.png"))
+
+    def __post_init__(self) -> None:
+        if self.timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {TIMINGS}, got '{self.timing}'")
+        if self.latency_ms is not None and (not math.isfinite(self.latency_ms) or self.latency_ms < 0):
+            raise ConfigError(f"latency_ms must be a finite number >= 0, got {self.latency_ms}")
+        if self.latency_ms is not None and self.timing != "latency":
+            raise ConfigError("--latency-ms needs --timing latency")
+        if not (math.isfinite(self.latency_scale) and self.latency_scale > 0):
+            raise ConfigError(f"latency_scale must be > 0, got {self.latency_scale}")
+        get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
+
+    def as_dict(self) -> dict:
+        return {f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path) else getattr(self, f.name)) for f in fields(self)}
+
+
+    def env_config(self) -> EnvConfig:
+        """The env settings of this run (a fixed latency is the env's own; a measured one is set per step)."""
+        return EnvConfig(
+            renderer=self.renderer, start=self.start, scenario=self.scenario, max_time_s=self.max_time_s,
+            latency_s=(self.latency_ms or 0.0) / 1000.0,
+        )
+
+    @property
+    def measured_latency(self) -> bool:
+        """Latency mode with the agent's own (measured, scaled) step time as the latency."""
+        return self.timing == "latency" and self.latency_ms is None
+
+
+def make_env(config: RunConfig) -> FollowLineEnv:
+    """The env a run drives in."""
+    return FollowLineEnv(config.circuit, config.env_config())
+
+
+def run_episode(env: gym.Env, agent: Agent, config: RunConfig) -> LapRecord:
+    """Drive one episode as ``config`` says (seed, measured latency) and record it."""
+    latency = (lambda wall: wall * config.latency_scale) if config.measured_latency else None
+    return rollout(env, agent, seed=config.seed, label=config.agent, latency=latency)
+
+
+def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord, LapMetrics]:
+    """Drive one episode as ``config`` says and write its run folder whole (metrics, trajectory,
+    deviation, timing, config with the versions and hardware, and the trajectory plot unless
+    ``plot`` is off)."""
+    from simeval.eval.results import environment_facts, write_run
+
+    env = make_env(config)
+    try:
+        record = run_episode(env, agent, config)
+        profile = deviation_profile(record, env.circuit)
+        metrics = compute_metrics(record, env.circuit, profile)
+        png = None
+        if config.plot:
+            from simeval.eval.plots import trajectory_png
+
+            png = trajectory_png(record, env.circuit, metrics)
+        facts = {
+            "run": config.as_dict(),
+            "agent": agent.info.as_dict(),
+            "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **asdict(env.circuit.meta)},
+            "env": {k: v for k, v in asdict(env.config).items() if k not in ("camera", "vehicle", "sim")},
+            "camera": asdict(env.camera),
+            "vehicle": asdict(env.vehicle),
+            "sim": asdict(env.config.sim),
+            "environment": environment_facts(),
+        }
+        write_run(out, record, metrics, profile, facts, png)
+    finally:
+        env.close()
+    return record, metrics

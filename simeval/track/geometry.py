@@ -1,0 +1,66 @@
+"""Closed polylines: length, uniform resampling, constant-width rows, and the self-crossing check.
+
+Every way of making a circuit (a circuit file, a TUMFTM import, SimpleCircuit's straights and
+arcs, a generated loop) hands closed loops of control points around; these are the questions they
+all ask of them. Rows are (M, k) arrays with x, y first; the loop closes from the last row to the
+first (the first point is not repeated).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simeval.errors import CircuitError
+
+
+def loop_length(xy: NDArray[np.float64]) -> float:
+    """Perimeter of a closed polyline (m)."""
+    return float(np.hypot(*np.diff(np.vstack([xy, xy[:1]]), axis=0).T).sum())
+
+
+def resample_loop(rows: NDArray[np.float64], count: int) -> NDArray[np.float64]:
+    """``count`` rows at uniform arc length along the periodic spline through ``rows``; row 0 stays.
+
+    ``rows`` is (M, k) with x, y first; the other columns (widths) are interpolated alongside.
+    """
+    from scipy.interpolate import CubicSpline
+
+    closed = np.vstack([rows, rows[:1]])
+    chord = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(closed[:, :2], axis=0).T))])
+    spline = CubicSpline(chord, closed, axis=0, bc_type="periodic")
+    fine_u = np.linspace(0.0, chord[-1], 8 * count + 1)
+    fine = spline(fine_u)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(fine[:, :2], axis=0).T))])
+    return spline(np.interp(np.arange(count) * arc[-1] / count, arc, fine_u))
+
+
+def with_widths(xy: NDArray[np.float64], road_width_m: float) -> NDArray[np.float64]:
+    """Control rows (x, y, w_right, w_left) of a road of constant width."""
+    return np.column_stack([xy, np.full((len(xy), 2), road_width_m / 2)])
+
+
+def check_no_self_crossing(xy: NDArray[np.float64], where: str) -> None:
+    """A centre line that crosses itself is a figure of eight or a bad file: name the two rows."""
+    a = xy
+    b = np.roll(xy, -1, axis=0)
+    n = len(xy)
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n, chunk):
+        i = np.arange(start, min(n, start + chunk))[:, None]
+        j = np.arange(n)[None, :]
+        p, r = a[i], b[i] - a[i]
+        q, sv = a[j], b[j] - a[j]
+        denom = r[..., 0] * sv[..., 1] - r[..., 1] * sv[..., 0]
+        qp = q - p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (qp[..., 0] * sv[..., 1] - qp[..., 1] * sv[..., 0]) / denom
+            u = (qp[..., 0] * r[..., 1] - qp[..., 1] * r[..., 0]) / denom
+        neighbour = (np.abs(i - j) <= 1) | (np.abs(i - j) == n - 1)
+        cross = (denom != 0) & (t > 0) & (t < 1) & (u > 0) & (u < 1) & ~neighbour & (j > i)
+        if cross.any():
+            ri, rj = np.argwhere(cross)[0]
+            raise CircuitError(
+                f"{where}: the centre line crosses itself between data rows {start + ri + 1}-{start + ri + 2} "
+                f"and {rj + 1}-{(rj + 1) % n + 1}: a circuit must be a simple closed loop"
+            )
