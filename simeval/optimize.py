@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simeval.build.optimize.builder import BuildContext, build
+    from simeval.build.optimize.builder import build
+    from simeval.build.optimize.context import BuildContext
     from simeval.paths import dataset_dir
 
     args = build_parser().parse_args(argv)

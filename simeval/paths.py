@@ -1,7 +1,7 @@
 """Where things live: the shipped data (circuits/, agents/: beside the package in a checkout, inside it
 in a wheel), and the default folders of results, the data set and training checkpoints.
 
-Paths never depend on the working directory, so ``python -m simeval.run`` works from anywhere.
+In a checkout, paths never depend on the working directory, so ``python -m simeval.run`` works from anywhere.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from simeval.options import add_dataclass_arguments, dataclass_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from simeval.build.training.trainer import TrainConfig
+    from simeval.build.training.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m simeval.train", description=__doc__.splitlines()[0])
     add_dataclass_arguments(parser, TrainConfig)
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simeval.build.training.trainer import TrainConfig, train
+    from simeval.build.training.config import TrainConfig
+    from simeval.build.training.trainer import train
 
     args = build_parser().parse_args(argv)
     try:

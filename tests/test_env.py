@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from simeval import ENV_ID
 from simeval.env import EnvConfig, FollowLineEnv
+from simeval.errors import ConfigError, UnknownNameError
 from tests.support import circuit
 
 
@@ -155,3 +156,30 @@ def test_bad_arguments_are_refused():
         FollowLineEnv(circuit("simple"), EnvConfig(start="middle"))
     with pytest.raises(KeyError, match="Did you mean 'montreal'"):
         FollowLineEnv("montreall")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"max_time_s": "abc"}, "max_time_s must be a finite number > 0, got 'abc'"),
+    ({"max_time_s": -5.0}, "max_time_s must be a finite number > 0"),
+    ({"stuck_window_s": 0}, "stuck_window_s must be a finite number > 0, got 0"),
+    ({"latency_s": float("nan")}, "latency_s must be a finite number >= 0"),
+    ({"renderer": "opengl"}, "unknown renderer 'opengl'"),
+    ({"scenario": "dimm"}, "unknown scenario 'dimm'"),
+    ({"vehicle": "fast"}, "vehicle must be a VehicleConfig"),
+])
+def test_env_settings_are_validated_in_one_record(settings, message):
+    with pytest.raises(ConfigError if "unknown" not in message else UnknownNameError, match=message):
+        EnvConfig(**settings)
+
+
+def test_the_circuit_and_the_config_must_be_what_they_say():
+    with pytest.raises(ConfigError, match="circuit must be a circuit name or a Circuit, got int 123"):
+        FollowLineEnv(123)
+    with pytest.raises(ConfigError, match="config must be an EnvConfig, got dict"):
+        FollowLineEnv("simple", {"start": "random"})
+
+
+def test_make_takes_the_config_record():
+    env = gymnasium.make(ENV_ID, circuit="simple", config=EnvConfig(start="random", max_time_s=30.0))
+    assert env.unwrapped.config.start == "random" and env.unwrapped.max_time_s == 30.0
+    env.close()

@@ -159,7 +159,7 @@ def test_int8_needs_calibration_frames(keras_parent, tmp_path):
 def test_builder_calibrates_on_training_frames(tmp_path, tiny_data):
     needs_tensorflow()
     from simeval.agents.variants import LiteRTFullInt8
-    from simeval.build.optimize.builder import BuildContext
+    from simeval.build.optimize.context import BuildContext
     from simeval.build.optimize.litert_convert import build
 
     result = build(LiteRTFullInt8(), model_dir("tf-fp32"), tmp_path, BuildContext(tiny_data))

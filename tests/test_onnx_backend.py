@@ -99,7 +99,7 @@ def test_int8_config_is_validated():
 def test_builder_calibrates_on_training_frames(tmp_path, tiny_data):
     pytest.importorskip("torch")
     from simeval.agents.variants import OnnxStaticInt8
-    from simeval.build.optimize.builder import BuildContext
+    from simeval.build.optimize.context import BuildContext
     from simeval.build.optimize.onnx_export import build_int8
 
     result = build_int8(OnnxStaticInt8(), model_dir("torch-fp32"), tmp_path, BuildContext(tiny_data))

@@ -31,6 +31,14 @@ def test_expert_lap_writes_every_result_file(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["seed"] == 7 and config["run"]["agent"] == "expert"
     assert {"git_commit", "python", "numpy", "cpu"} <= config["environment"].keys()
+    assert config["agent"]["settings"]["gains"] == {
+        "max_speed_mps": 24.0, "min_speed_mps": 6.5, "lateral_accel_mps2": 6.0, "derivative_gain": 0.02,
+        "control_dt_s": 0.05, "search_yaw_rate_radps": 2.0,
+    }
+    assert config["env"]["renderer"] == "raster" and config["env"]["scenario"] == "nominal"
+    deviation = list(csv.DictReader((out / "deviation.csv").open()))
+    assert float(deviation[1]["along_m"]) == 0.5
+    assert sum(float(r["deviation_m"]) for r in deviation) / len(deviation) == pytest.approx(metrics["deviation_mae_m"], abs=1e-6)
     rows = list(csv.DictReader((out / "trajectory.csv").open()))
     assert len(rows) == metrics["steps"] + 1
     assert (out / "trajectory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,7 @@ from simeval.agents.formats import tensorrt_engine as te
 from simeval.agents.pilotnet import PARAMETERS, LabelRange, preprocess
 from simeval.agents.registry import registered, runnable_agents
 from simeval.agents.variants import BY_NAME, PRECISIONS, TensorRTEngine
-from simeval.build.optimize.builder import BuildContext
+from simeval.build.optimize.context import BuildContext
 from simeval.env import EnvConfig, FollowLineEnv
 from simeval.errors import AgentError
 from simeval.track.catalogue import evaluation_circuits

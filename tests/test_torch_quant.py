@@ -209,7 +209,8 @@ def test_tiny_build_of_each_variant(name, tiny_data, tmp_path):
     """The real builder, from the shipped torch-fp32, on the shared tiny data set (conftest) with a
     handful of calibration frames: the artifact is small, loads as an agent and drives close to its parent."""
     from simeval.agents.formats.torch_state_dict import load_pilotnet
-    from simeval.build.optimize.builder import BuildContext, handler, write_card
+    from simeval.build.optimize.builder import handler, write_card
+    from simeval.build.optimize.context import BuildContext
 
     config = TINY[name]
     parent_dir = model_dir("torch-fp32")

@@ -1,4 +1,4 @@
-"""Drivers: the agent protocol, the registry of names, the experts and the model backends."""
+"""Drivers: the agent protocol, the experts, the model agent and its runtimes, and the registry of names."""
 
 from simeval.agents.base import Agent, AgentInfo
 from simeval.agents.registry import agent_names, load_agent

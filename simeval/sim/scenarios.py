@@ -13,7 +13,7 @@ pybullet renderer for them with one clear error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,10 +49,6 @@ class Scenario:
     def paint_gaps(self) -> PaintGaps | None:
         """Where the red line is not painted (a world change: raster renderer only)."""
         return None
-
-    def params(self) -> dict[str, float | tuple[float, ...]]:
-        """The scenario's parameters (every field but the name), for reports."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
 
 @dataclass(frozen=True)
@@ -134,8 +130,6 @@ class Brightness(ColourShift):
             raise ConfigError(f"factor must be a finite number >= 0, got {self.factor}")
         object.__setattr__(self, "gains", (self.factor,) * 3)
 
-    def params(self) -> dict[str, float | tuple[float, ...]]:
-        return {"factor": self.factor}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,14 +88,18 @@ class _Layout:
     """Initial heading guess: the spawn's yaw (rad)."""
 
 
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CircuitError(f"{path}: no such file ({what})") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CircuitError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def _read_layout(json_path: Path) -> tuple[dict, _Layout]:
     """Load the description and split the 250 deg sweeper as its note says (two arcs)."""
-    try:
-        spec = json.loads(Path(json_path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CircuitError(f"{json_path}: no such file (the SimpleCircuit description)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CircuitError(f"{json_path}: cannot read the SimpleCircuit description ({exc})") from None
+    spec = _read_json(json_path, "the SimpleCircuit description")
     kinds, starts, lengths, turns, radii = [], [], [], [], []
     for seg in spec["segments"]:
         turn = math.radians(seg["turn_deg"])
@@ -223,12 +228,7 @@ def fit_parameters(json_path: str | Path) -> NDArray[np.float64]:
 
 def read_fit(path: str | Path) -> NDArray[np.float64]:
     """The recorded fit parameters (``write_fit``'s file)."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CircuitError(f"{path}: no such file (the recorded SimpleCircuit fit); rebuild with --refit") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CircuitError(f"{path}: cannot read the recorded SimpleCircuit fit ({exc})") from None
+    record = _read_json(Path(path), "the recorded SimpleCircuit fit; rebuild with --refit")
     if not isinstance(record, dict) or record.get("format") != FIT_FORMAT:
         raise CircuitError(f"{path}: not a {FIT_FORMAT} file; rebuild with --refit")
     return np.asarray(record["parameters"], dtype=np.float64)

@@ -38,7 +38,7 @@ from simeval.agents.formats import Runtime
 from simeval.agents.pilotnet import INPUT_SHAPE
 from simeval.agents.variants import TensorRTEngine
 from simeval.atomic import write_bytes_atomic
-from simeval.errors import AgentError, UnavailableError
+from simeval.errors import AgentError, UnavailableError, first_line
 
 TFTRT_ARTIFACT = "model.tftrt.zip"
 ONNX_ARTIFACT = "model.onnx"
@@ -79,7 +79,7 @@ def probe() -> Platform:
     except ImportError:
         missing.append("no tensorrt module")
     except Exception as exc:  # noqa: BLE001 - a broken install raises OSError and others
-        missing.append(f"tensorrt does not load ({type(exc).__name__}: {str(exc).strip().splitlines()[:1]})")
+        missing.append(f"tensorrt does not load ({type(exc).__name__}: {first_line(exc)})")
     gpu = None
     try:
         import torch

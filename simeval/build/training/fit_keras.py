@@ -25,9 +25,10 @@ from simeval.agents.formats.keras_model import ARTIFACT, keras, set_threads
 from simeval.agents.pilotnet import CONV_LAYERS, DENSE_LAYERS, INPUT_SHAPE, LabelRange, preprocess
 from simeval.atomic import public_permissions, write_text_atomic
 from simeval.build.evaluate import batches, predict
+from simeval.build.training.config import FitResult, log
 
 if TYPE_CHECKING:
-    from simeval.build.training.trainer import Data, FitResult, TrainConfig
+    from simeval.build.training.config import Data, TrainConfig
 
 CHECKPOINT = "checkpoint.keras"
 BEST = "best.weights.h5"
@@ -117,7 +118,6 @@ def _validation_mse(normalized: keras.Model, data: Data) -> float:
 
 def fit(config: TrainConfig, data: Data, work: Path, fingerprint: str) -> Trained:
     """Adam on normalised MSE, early stopping on validation MSE, a checkpoint after every epoch."""
-    from simeval.build.training.trainer import FitResult, log
 
     keras.utils.set_random_seed(config.seed)
     set_threads(config.threads)

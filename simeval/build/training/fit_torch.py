@@ -17,9 +17,10 @@ from simeval.agents.formats.torch_state_dict import ARTIFACT, PilotNet, paramete
 from simeval.agents.pilotnet import preprocess
 from simeval.atomic import write_bytes_atomic
 from simeval.build.evaluate import batches
+from simeval.build.training.config import FitResult, log
 
 if TYPE_CHECKING:
-    from simeval.build.training.trainer import Data, FitResult, TrainConfig
+    from simeval.build.training.config import Data, TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -77,7 +78,6 @@ def fit(config: TrainConfig, data: Data, work: Path, fingerprint: str) -> Traine
     """Adam on normalised MSE, early stopping on validation MSE, a checkpoint after every epoch."""
     from tqdm import tqdm
 
-    from simeval.build.training.trainer import FitResult, log
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
