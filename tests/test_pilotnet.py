@@ -20,8 +20,10 @@ from simeval.build.evaluate import mse_report  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
 from simeval.errors import AgentError  # noqa: E402
 from simeval.train import main as train_main  # noqa: E402
-from tests.conftest import TINY_TRAIN_FRAMES  # noqa: E402
 from tests.support import circuit  # noqa: E402
+
+TRAIN_FRAMES = 512
+"""Of the session data set's training frames: enough for an epoch to mean something, quick to run."""
 
 
 def test_torch_architecture_and_parameter_count():
@@ -82,7 +84,7 @@ def tiny_models(tiny_data, tmp_path_factory):
     for framework in ("torch", "tf"):
         out = root / framework
         args = ["--framework", framework, "--data", str(tiny_data), "--out", str(out), "--work", str(root / f"work-{framework}"),
-                "--epochs", "1", "--batch-size", "64"]
+                "--epochs", "1", "--batch-size", "64", "--max-frames", str(TRAIN_FRAMES)]
         assert train_main(args) == 0
         models[framework] = out
     return models
@@ -97,7 +99,7 @@ def test_training_writes_artifact_and_card(tiny_models, framework):
     assert card.size_bytes == artifact.stat().st_size and 5e6 < card.size_bytes < 10e6
     assert set(card.test) == {"simple", "montreal", "montmelo", "all"}
     assert card.test["all"]["frames"] > 1000 and np.isfinite(card.test["all"]["mse_normalized"])
-    assert card.dataset["train_frames"] == TINY_TRAIN_FRAMES and len(card.dataset["manifest_sha256"]) == 64
+    assert card.dataset["train_frames"] == TRAIN_FRAMES and len(card.dataset["manifest_sha256"]) == 64
     assert card.training["epochs_run"] == 1
 
 
@@ -121,7 +123,7 @@ def test_trained_model_drives_from_its_file(tiny_models, framework):
 def test_interrupted_training_resumes_after_the_last_finished_epoch(tiny_data, tmp_path, capsys, framework):
     data = tiny_data
     args = ["--framework", framework, "--data", str(data), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
-            "--batch-size", "64", "--patience", "5"]
+            "--batch-size", "64", "--patience", "5", "--max-frames", str(TRAIN_FRAMES)]
     assert train_main([*args, "--epochs", "1"]) == 0  # as if stopped after epoch 1
     first = json.loads((tmp_path / "out" / "card.json").read_text())["training"]["history"]
     capsys.readouterr()
