@@ -127,7 +127,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     Forward progress along the centre line in metres during the step (negative when driving back).
 
     ## Starting State
-    At the circuit's spawn pose, or with ``start="random"`` (or ``options={"start": "random"}``)
+    At the circuit's spawn pose, or with ``EnvConfig(start="random")`` (or ``options={"start": "random"}``)
     on the centre line at a uniformly random arc length, heading along the road, at rest.
     ``options={"pose": (x_m, y_m, yaw_rad)}`` starts at a given pose (data collection uses it to
     start off the line and askew).

@@ -1,0 +1,1 @@
+"""Training the fp32 PilotNets (``trainer``) with one loop per framework (``fit_torch``, ``fit_keras``)."""
