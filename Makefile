@@ -25,7 +25,7 @@ bench: setup
 	$(BIN)/python bench/sim.py
 
 lint: setup
-	$(BIN)/ruff check simeval tests bench
+	$(BIN)/ruff check simeval tests bench examples
 
 circuits: setup
 	$(BIN)/python -m simeval.circuits build

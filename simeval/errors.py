@@ -43,6 +43,10 @@ class UnavailableError(AgentError):
     adds the agents that do run here."""
 
 
+class ContractError(AgentError, ValueError):
+    """A model contract that is malformed, or that does not fit its model: the model agent cannot load."""
+
+
 class ConfigError(SimevalError, ValueError):
     """A run setting with a wrong type or value."""
 

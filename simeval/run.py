@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
     ensure_writable(out)
-    agent = load_agent(config.agent)
+    agent = load_agent(config.agent, contract=config.contract, trust_model=config.trust_model)
     try:
         record, metrics = run_and_save(agent, config, out)
     finally:

@@ -24,3 +24,19 @@ def tiny_data(tmp_path_factory):
     )
     generate(config, root, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def dls_models(tmp_path_factory):
+    """simeval's torch-fp32 written in JdeRobot DeepLearningStudio's conventions (a state dict with
+    their key names, a TorchScript trace, an ONNX graph), each with its contract beside it: made by
+    the README's example script, as a user makes them."""
+    import runpy
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    out = tmp_path_factory.mktemp("dls")
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "dls_pilotnet.py"))
+    assert script["main"](["torch", str(out), "--contracts"]) == 0
+    return {"state-dict": out / "pilot_net_model_best.pth", "torchscript": out / "baseline.pt", "onnx": out / "pilot_net.onnx"}

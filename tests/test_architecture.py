@@ -16,7 +16,7 @@ import pytest
 
 from simeval.paths import PACKAGE_DIR, REPO_ROOT
 
-COMMANDS = ("run", "sweep", "circuits", "dataset", "train", "optimize", "offline")
+COMMANDS = ("run", "sweep", "circuits", "dataset", "train", "optimize", "offline", "models")
 LAYERS = {
     "errors": 0, "paths": 0, "atomic": 0, "options": 0, "__init__": 0,
     "track": 1, "sim": 2, "env": 3, "agents": 3, "eval": 4, "build": 5, **dict.fromkeys(COMMANDS, 6),

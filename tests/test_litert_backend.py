@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
+from simeval.agents import load_agent  # noqa: E402
 from simeval.agents.card import model_dir  # noqa: E402
-from simeval.agents.model import ModelAgent  # noqa: E402
 from simeval.agents.pilotnet import preprocess  # noqa: E402
-from simeval.errors import AgentError  # noqa: E402
+from simeval.errors import AgentError, ContractError  # noqa: E402
 from tests.support import rollout_frames  # noqa: E402
 
 VARIANTS = ("tflite-dynamic", "tflite-fp16", "tflite-int8")
@@ -87,10 +87,10 @@ def test_conversion_matches_keras_at_any_batch(converted, keras_parent, variant,
     batch = preprocess(converted["frames"])
     expected = keras_outputs(keras_parent, batch)
     run = BatchRunner(load_interpreter(converted[variant]))
-    one = run(batch[:1])
+    one = run(batch[:1])[0]
     assert one.dtype == np.float32 and one.shape == (1, 2)
-    assert (np.abs(run(batch) - expected).max(axis=0) / (np.abs(expected).max(axis=0) + 1) < tolerance).all()
-    assert np.allclose(run(batch[:1]), one)  # resized back to batch 1
+    assert (np.abs(run(batch)[0] - expected).max(axis=0) / (np.abs(expected).max(axis=0) + 1) < tolerance).all()
+    assert np.allclose(run(batch[:1])[0], one)  # resized back to batch 1
 
 
 def dense_output_types(path) -> list[str]:
@@ -123,7 +123,7 @@ def test_sizes_and_types_of_the_conversions(converted, keras_parent):
 
 
 def test_a_model_with_int8_input_is_refused(keras_parent, tmp_path):
-    """The agents feed float frames and read the command in m/s and rad/s."""
+    """Without a contract saying so, simeval feeds float frames: an int8-input model is refused at load."""
     from simeval.agents.formats.keras_model import load_pilotnet, tf
 
     frames = rollout_frames(4)
@@ -135,8 +135,8 @@ def test_a_model_with_int8_input_is_refused(keras_parent, tmp_path):
     converter.inference_input_type = converter.inference_output_type = tf.int8
     path = tmp_path / "int8-io.tflite"
     path.write_bytes(converter.convert())
-    with pytest.raises(AgentError, match=r"int8-io\.tflite: expected float32 input and output .* got int8 -> int8"):
-        ModelAgent.from_file(path, "tflite")
+    with pytest.raises(ContractError, match=r"int8-io\.tflite: the contract gives a float32 input, the model takes .* int8"):
+        load_agent(str(path))
 
 
 def test_configs_are_validated():
@@ -173,7 +173,7 @@ def test_bad_artifact_fails_with_one_line(tmp_path):
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"not a model" * 10)
     with pytest.raises(AgentError, match=r"garbage\.tflite: not a loadable LiteRT model") as caught:
-        ModelAgent.from_file(garbage, "tflite")
+        load_agent(str(garbage))
     assert "\n" not in str(caught.value)
     with pytest.raises(AgentError, match="no such model file"):
-        ModelAgent.from_file(tmp_path / "nothing.tflite", "tflite")
+        load_agent(str(tmp_path / "nothing.tflite"))

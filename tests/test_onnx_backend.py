@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
+from simeval.agents import load_agent  # noqa: E402
 from simeval.agents.card import model_dir  # noqa: E402
-from simeval.agents.model import ModelAgent  # noqa: E402
 from simeval.agents.pilotnet import preprocess  # noqa: E402
-from simeval.errors import AgentError  # noqa: E402
+from simeval.errors import AgentError, ContractError  # noqa: E402
 from tests.support import rollout_frames  # noqa: E402
 
 VARIANTS = ("onnx-fp32", "onnx-int8")
@@ -80,9 +80,11 @@ def test_int8_is_static_qdq_per_channel_with_an_exact_input_and_a_float_tail(exp
 
 def session(path):
     """The graph at ``path`` on ONNX Runtime, as the agents run it."""
+    from simeval.agents.contract import Artifact, RuntimeSpec
     from simeval.agents.formats.onnx_model import OnnxRuntime
 
-    return OnnxRuntime(path, threads=1, card=None, name=str(path)).infer
+    runtime = OnnxRuntime(Artifact(path=str(path), format="onnx"), spec=RuntimeSpec(), card=None, name=str(path))
+    return lambda batch: runtime.run(batch)[0]
 
 
 def test_int8_config_is_validated():
@@ -112,10 +114,10 @@ def test_bad_artifact_fails_with_one_line(tmp_path):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     with pytest.raises(AgentError, match=r"garbage\.onnx: not a loadable ONNX model") as caught:
-        ModelAgent.from_file(garbage, "onnx")
+        load_agent(str(garbage))
     assert "\n" not in str(caught.value)
     with pytest.raises(AgentError, match="no such model file"):
-        ModelAgent.from_file(tmp_path / "nothing.onnx", "onnx")
+        load_agent(str(tmp_path / "nothing.onnx"))
 
 
 def test_wrong_graph_is_refused(tmp_path):
@@ -126,5 +128,6 @@ def test_wrong_graph_is_refused(tmp_path):
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
     path = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
-    with pytest.raises(AgentError, match=r"relu\.onnx: expected a \(N, 66, 200, 3\) -> \(N, 2\) PilotNet graph"):
-        ModelAgent.from_file(path, "onnx")
+    with pytest.raises(ContractError, match=r"relu\.onnx: the contract gives the model input \(1, 66, 200, 3\) \(NHWC float32\), the model takes x \(1, 3\) float32") as caught:
+        load_agent(str(path))
+    assert "\n" not in str(caught.value)

@@ -167,7 +167,7 @@ def test_untrusted_torch_file_never_runs_code(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"weights": _Exploit()}, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
-    with pytest.raises(AgentError, match="evil.pt: not a loadable PilotNet state dict"):
+    with pytest.raises(AgentError, match="evil.pt: holds pickled Python objects .* simeval never unpickles code"):
         load_agent(str(evil))
     import os
 

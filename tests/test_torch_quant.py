@@ -21,12 +21,11 @@ if "x86" not in torch.backends.quantized.supported_engines:
 from simeval.agents import load_agent  # noqa: E402
 from simeval.agents.card import ModelCard, model_dir, read_card, sha256_of  # noqa: E402
 from simeval.agents.formats.torchscript import ARTIFACT  # noqa: E402
-from simeval.agents.model import ModelAgent  # noqa: E402
 from simeval.agents.pilotnet import preprocess  # noqa: E402
 from simeval.agents.variants import BY_NAME, TorchDynamicInt8, TorchQAT, TorchStaticInt8  # noqa: E402
 from simeval.build.optimize.torch_int8 import fold_pilotnet  # noqa: E402
 from simeval.env import FollowLineEnv  # noqa: E402
-from simeval.errors import AgentError  # noqa: E402
+from simeval.errors import AgentError, ContractError  # noqa: E402
 from simeval.paths import REPO_ROOT  # noqa: E402
 from tests.support import circuit  # noqa: E402
 
@@ -158,10 +157,10 @@ def test_corrupt_or_foreign_file_fails_with_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(info.value)
     artifact.write_bytes(b"not a model")
     with pytest.raises(AgentError, match="not a loadable TorchScript file") as info:
-        ModelAgent.from_file(artifact, "torchscript")
+        load_agent(str(artifact), trust_model=True)
     assert "\n" not in str(info.value)
     with pytest.raises(AgentError, match="no such model file"):
-        ModelAgent.from_file(tmp_path / "missing.torchscript", "torchscript")
+        load_agent(str(tmp_path / "missing.torchscript"), trust_model=True)
 
 
 def test_a_torchscript_file_that_is_not_ours_is_refused(tmp_path):
@@ -170,8 +169,10 @@ def test_a_torchscript_file_that_is_not_ours_is_refused(tmp_path):
     with deprecated_apis("jit"):
         scripted = torch.jit.script(torch.nn.Linear(2, 2))
         torch.jit.save(scripted, str(tmp_path / "other.torchscript"))
-    with pytest.raises(AgentError, match="not a simeval int8 PilotNet"):
-        ModelAgent.from_file(tmp_path / "other.torchscript", "torchscript")
+    with pytest.raises(AgentError, match=r"other\.torchscript: refused: a TorchScript file is a program.*--trust-model"):
+        load_agent(str(tmp_path / "other.torchscript"))
+    with pytest.raises(ContractError, match="the model refused the contract's input"):
+        load_agent(str(tmp_path / "other.torchscript"), trust_model=True)
 
 
 def test_configs_refuse_bad_values():
@@ -224,7 +225,7 @@ def test_tiny_build_of_each_variant(name, tiny_data, tmp_path):
     assert parent.size_bytes / card.size_bytes >= MIN_SIZE_RATIO
     assert card.training["method"]["config"] == dataclasses.asdict(config)
     frames = _frames(4)
-    agent = ModelAgent.from_file(result.artifact, "torchscript")
+    agent = load_agent(str(result.artifact), trust_model=True)
     with torch.inference_mode():
         reference = load_pilotnet(parent_dir / parent.artifact)(torch.from_numpy(preprocess(frames))).numpy()
     commands = np.array([agent.act(frame, {}) for frame in frames])

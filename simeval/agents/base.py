@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from simeval.sim.camera import CameraConfig
+
 if TYPE_CHECKING:
     from simeval.track.circuit import Circuit
 
@@ -49,6 +51,12 @@ class Agent(ABC):
 
     def __init__(self) -> None:
         self.last_inference_s = float("nan")
+
+    @property
+    def camera(self) -> CameraConfig:
+        """The camera image this agent drives from, which the env renders: the 66x200 frame of the
+        published pipeline unless the agent (a model's contract) asks for the whole sensor image."""
+        return CameraConfig()
 
     def reset(self, circuit: Circuit) -> None:  # noqa: B027 - optional hook
         """Called before each episode with the circuit it runs on."""

@@ -1,8 +1,9 @@
 """The model card: the JSON beside each shipped artifact (``agents/<name>/card.json``).
 
 It says how the artifact was made (data set, training or build method, versions), what it
-measures (size, validation and test MSE) and its sha256. ``load_verified`` refuses an artifact
-that is missing, or whose bytes do not match its card, with one line that names the file and
+measures (size, validation and test MSE), its sha256, and its model contract (format and the
+meaning of its tensors), from which the registry loads it like any model file. A missing
+artifact, or one whose bytes do not match its card, fails with one line naming the file and
 ``make models``.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simeval.agents.contract import ModelContract
 from simeval.agents.pilotnet import LabelRange
 from simeval.atomic import write_text_atomic
 from simeval.errors import AgentError
@@ -56,6 +58,8 @@ class ModelCard:
     versions: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     """What was measured when the method was chosen (alternatives, timings); kept across rebuilds."""
+    contract: dict[str, Any] = field(default_factory=dict)
+    """The model contract (``simeval.agents.contract``): its format, and what its tensors mean."""
 
     @property
     def labels(self) -> LabelRange:
@@ -81,17 +85,14 @@ def read_card(folder: Path) -> ModelCard:
         raise AgentError(f"{path}: unreadable model card ({exc}); {REBUILD_HINT}") from None
 
 
-def load_verified(name: str) -> tuple[ModelCard, Path]:
-    """The card and artifact path of shipped model ``name``, after checking the artifact's sha256."""
+def shipped_contract(name: str) -> tuple[ModelCard, ModelContract]:
+    """The card of shipped model ``name`` and its contract, the artifact path made absolute (the
+    artifact's sha256 is checked when it loads)."""
     folder = model_dir(name)
     card = read_card(folder)
-    artifact = folder / card.artifact
-    if not artifact.is_file():
-        raise AgentError(f"{artifact}: model file missing; {REBUILD_HINT}")
-    actual = sha256_of(artifact)
-    if actual != card.sha256:
-        raise AgentError(
-            f"{artifact}: sha256 {actual[:12]}... does not match its card ({card.sha256[:12]}...): "
-            f"the file is corrupt or was replaced; {REBUILD_HINT}"
-        )
-    return card, artifact
+    if not card.contract:
+        raise AgentError(f"{folder / CARD_FILE}: the card has no model contract; {REBUILD_HINT}")
+    contract = ModelContract.from_dict(card.contract, where=str(folder / CARD_FILE)).resolved(folder)
+    if not Path(contract.artifact.path).is_file():
+        raise AgentError(f"{contract.artifact.path}: model file missing; {REBUILD_HINT}")
+    return card, contract

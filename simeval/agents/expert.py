@@ -47,16 +47,20 @@ class ExpertAgent(Agent):
     def __init__(self, gains: ExpertGains | None = None, camera: CameraConfig | None = None):
         super().__init__()
         self.gains = gains or ExpertGains()
-        self.camera = camera or CameraConfig()
-        ground = ground_points(self.camera)
+        self._camera = camera or CameraConfig()
+        ground = ground_points(self._camera)
         self._ground_x = ground[..., 0]
         self._ground_y = ground[..., 1]
-        self._columns = np.arange(self.camera.width_px, dtype=np.float64)
+        self._columns = np.arange(self._camera.width_px, dtype=np.float64)
         self.reset(None)
 
     @property
+    def camera(self) -> CameraConfig:
+        return self._camera
+
+    @property
     def info(self) -> AgentInfo:
-        return AgentInfo(name="expert", framework="numpy", settings={"gains": asdict(self.gains), "camera": asdict(self.camera)})
+        return AgentInfo(name="expert", framework="numpy", settings={"gains": asdict(self.gains), "camera": asdict(self._camera)})
 
     def reset(self, circuit: Circuit | None = None) -> None:
         self._last_offset = 0.0

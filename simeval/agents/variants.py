@@ -238,6 +238,20 @@ VARIANTS: tuple[Variant, ...] = (
 BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
 
 
+def card_contract(variant: Variant, artifact: str) -> dict[str, object]:
+    """The contract a shipped variant's card carries: simeval's own input and output conventions,
+    the variant's format, and whether it may run batches."""
+    from simeval.agents.contract import Artifact, ModelContract, RuntimeSpec
+
+    contract = ModelContract(
+        artifact=Artifact(path=artifact, format=variant.format,
+                          architecture="simeval-pilotnet" if variant.format == "torch-state-dict" else None),
+        runtime=RuntimeSpec(batched=not variant.frame_by_frame),
+        notes=f"simeval's {variant.name}: {variant.summary}",
+    )
+    return contract.as_dict()
+
+
 def variant(name: str) -> Variant:
     """The variant called ``name``; an unknown name suggests the nearest one."""
     if name not in BY_NAME:

@@ -12,7 +12,7 @@ import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class Run:
     run: dict[str, Any]
     """config.json's ``run`` section: the ``RunConfig`` it ran with."""
     metrics: LapMetrics
+    agent_info: dict[str, Any] = field(default_factory=dict)
+    """config.json's ``agent`` section: the agent's settings, a model's file, size and sha256."""
 
     @property
     def agent(self) -> str:
@@ -67,7 +69,7 @@ def load_runs(out: Path) -> list[Run]:
             continue
         config = json.loads((folder / "config.json").read_text())
         metrics = LapMetrics.from_dict(json.loads((folder / "metrics.json").read_text()))
-        runs.append(Run(folder, config["run"], metrics))
+        runs.append(Run(folder, config["run"], metrics, config.get("agent", {})))
     return runs
 
 
@@ -105,14 +107,16 @@ def mean_spread(values: list[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {float(np.std(values, ddof=1)):.{digits}f}"
 
 
-def card_facts(agent: str, circuit: str) -> tuple[str, str]:
-    """(model size in MB, test MSE on ``circuit``) from the agent's card; '-' for agents without one (experts)."""
+def card_facts(agent: str, circuit: str, runs: list[Run]) -> tuple[str, str]:
+    """(model size in MB, test MSE on ``circuit``) from the agent's card; a model file without one
+    has its size from its runs (its MSE is the offline table's); '-' for agents without a model."""
     from simeval.agents.card import model_dir, read_card
     from simeval.errors import AgentError
 
     folder = model_dir(agent)
     if not (folder / "card.json").is_file():
-        return "-", "-"
+        sizes = {r.agent_info.get("artifact_bytes") for r in runs} - {None}
+        return (f"{sizes.pop() / 1e6:.2f} MB" if len(sizes) == 1 else "-"), "-"
     try:
         card = read_card(folder)
     except AgentError:
@@ -126,7 +130,7 @@ def model_table(circuit: str, agents: list[str], runs: list[Run]) -> list[str]:
     lines = ["| Method | Model size | MSE | Inference time (ms) |", "|---|---|---|---|"]
     for agent in agents:
         mine = [r for r in runs if r.agent == agent and r.circuit == circuit]
-        size, mse = card_facts(agent, circuit)
+        size, mse = card_facts(agent, circuit, mine)
         lines.append(f"| {agent} | {size} | {mse} | {mean_spread(_values(mine, lambda m: m.inference_time_mean_s, 1e3))} |")
     return lines
 

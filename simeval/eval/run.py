@@ -6,6 +6,7 @@ needs into one run folder; ``python -m simeval.run`` and each run of a sweep cal
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from simeval.errors import ConfigError
 from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
 from simeval.eval.rollout import LapRecord, rollout
 from simeval.options import opt as _opt
+from simeval.sim.camera import CameraConfig
 from simeval.sim.scenarios import get_scenario
 
 TIMINGS = ("lockstep", "latency")
@@ -27,7 +29,7 @@ TIMINGS = ("lockstep", "latency")
 class RunConfig:
     """Every setting of one run; the CLI is generated from these fields and config.json saves them."""
 
-    agent: str = field(default="expert", **_opt("agent name (see --list-agents) or package.module:Class"))
+    agent: str = field(default="expert", **_opt("agent name (see --list-agents), a model file (with its contract beside it), a contract file, or package.module:Class"))
     circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list)"))
     seed: int = field(default=0, **_opt("seed of the episode (random start, agent noise)"))
     renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet"))
@@ -37,6 +39,8 @@ class RunConfig:
     scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.sim.scenarios): nominal, offset-start, camera-noise, dim, bright, colour-shift, line-gaps"))
     start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap"))
     max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
+    contract: Path | None = field(default=None, **_opt("model contract of --agent's model file (default: the .simeval.toml beside it)"))
+    trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))
     out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
     plot: bool = field(default=True, **_opt("write trajectory.png"))
 
@@ -68,9 +72,12 @@ class RunConfig:
         return self.timing == "latency" and self.latency_ms is None
 
 
-def make_env(config: RunConfig) -> FollowLineEnv:
-    """The env a run drives in."""
-    return FollowLineEnv(config.circuit, config.env_config())
+def make_env(config: RunConfig, camera: CameraConfig | None = None) -> FollowLineEnv:
+    """The env a run drives in, rendering ``camera``'s image (an agent's ``camera``; default the frame)."""
+    env_config = config.env_config()
+    if camera is not None:
+        env_config = dataclasses.replace(env_config, camera=camera)
+    return FollowLineEnv(config.circuit, env_config)
 
 
 def run_episode(env: gym.Env, agent: Agent, config: RunConfig) -> LapRecord:
@@ -85,7 +92,7 @@ def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord,
     ``plot`` is off)."""
     from simeval.eval.results import environment_facts, write_run
 
-    env = make_env(config)
+    env = make_env(config, agent.camera)
     try:
         record = run_episode(env, agent, config)
         profile = deviation_profile(record, env.circuit)

@@ -36,7 +36,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF
 RUNS_DIR = "runs"
 
 
-PER_RUN = ("agent", "circuit", "seed", "scenario", "out")
+PER_RUN = ("agent", "circuit", "seed", "scenario", "out", "contract")
 """The ``RunConfig`` fields a sweep sets for each run itself; the others are shared by every run."""
 
 
@@ -45,8 +45,8 @@ class SweepConfig:
     """Every setting of a sweep; the CLI is generated from these fields and ``run``'s shared ones."""
 
     run: RunConfig = field(default_factory=RunConfig)
-    """The settings every run shares (timing, latency, start, time limit, renderer, plot); the
-    fields of ``PER_RUN`` are the sweep's to set."""
+    """The settings every run shares (timing, latency, start, time limit, renderer, plot, trust);
+    the fields of ``PER_RUN`` are the sweep's to set (a model file's contract is the one beside it)."""
     agents: str = field(default="all", **opt("comma-separated agent names, or all (every registered agent that loads here)"))
     circuits: str = field(default="all", **opt("comma-separated circuit names, or all (the test circuits)"))
     seeds: int = field(default=1, **opt("number of seeds per (agent, circuit, scenario): seeds 0..N-1"))
@@ -100,12 +100,12 @@ def split_names(text: str, every: Iterable[str], kind: str) -> list[str]:
 
 def resolve_agents(text: str) -> list[str]:
     """Registered names (``all``: every one but the aliases), a model file, or ``package.module:Class``."""
-    from simeval.agents.registry import agent_names, is_model_file, registered
+    from simeval.agents.registry import agent_names, is_model_path, registered
     from simeval.errors import UnknownNameError
 
     names = split_names(text, registered(), "agent")
     for name in names:
-        if name not in agent_names() and ":" not in name and not is_model_file(name):
+        if name not in agent_names() and ":" not in name and not is_model_path(name):
             raise UnknownNameError("agent", name, agent_names())
     return names
 
@@ -147,14 +147,14 @@ _cached: dict[str, Any] = {}
 """The agent this worker loaded last: consecutive runs of one agent load it once."""
 
 
-def _agent(name: str) -> Any:
+def _agent(name: str, trust_model: bool) -> Any:
     from simeval.agents import load_agent
 
     if name not in _cached:
         for old in _cached.values():
             old.close()
         _cached.clear()
-        _cached[name] = load_agent(name)
+        _cached[name] = load_agent(name, trust_model=trust_model)
     return _cached[name]
 
 
@@ -170,7 +170,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
     if Path(config.out).exists():
         return {**key, "status": "done"}
     try:
-        agent = _agent(config.agent)
+        agent = _agent(config.agent, config.trust_model)
     except AgentError as exc:
         return {**key, "status": "unavailable", "error": str(exc)}
     try:

@@ -48,6 +48,12 @@ class CameraConfig:
         if not 0 <= self.crop_top_px < self.full_height_px:
             raise ConfigError(f"camera crop_top_px must be in [0, {self.full_height_px}), got {self.crop_top_px}")
 
+    @classmethod
+    def sensor(cls) -> CameraConfig:
+        """The same camera's whole 640x480 image (the published crop is rows 240:480 of it)."""
+        default = cls()
+        return cls(width_px=default.full_width_px, height_px=default.full_height_px, crop_top_px=0)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.height_px, self.width_px, 3)

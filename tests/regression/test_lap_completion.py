@@ -7,43 +7,23 @@ and why it stopped; an agent whose framework is not installed is skipped, saying
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-from simeval.agents import load_agent
-from simeval.agents.formats import missing
 from simeval.agents.registry import EXPERTS, shipped
-from simeval.agents.variants import BY_NAME, VARIANTS
-from simeval.env import FollowLineEnv
-from simeval.eval.metrics import compute_metrics
-from simeval.eval.run import RunConfig, run_episode
-from tests.support import TEST_CIRCUITS, circuit
+from simeval.agents.variants import VARIANTS
+from tests.regression.laps import lap, where
+from tests.support import TEST_CIRCUITS
 
 MODELS = tuple(v.name for v in VARIANTS if shipped(v.name))
 EXPERT_MAX_DEVIATION_MAE_M = 0.3
 
 
-@functools.cache
-def agent(name: str):
-    """One agent per name for the whole gate: loading a model once is what a user's run does too."""
-    if name in BY_NAME and missing(BY_NAME[name].format):
-        pytest.skip(f"{name}: {missing(BY_NAME[name].format)}")
-    return load_agent(name)
-
-
 @pytest.mark.parametrize("circuit_name", TEST_CIRCUITS)
 @pytest.mark.parametrize("agent_name", (*EXPERTS, *MODELS))
 def test_agent_completes_the_lap(agent_name, circuit_name):
-    c = circuit(circuit_name)
-    env = FollowLineEnv(c)
-    record = run_episode(env, agent(agent_name), RunConfig(agent=agent_name, circuit=circuit_name))
-    metrics = compute_metrics(record, c)
-    where = (
-        f"{agent_name} on {circuit_name}: {metrics.percentage_completed:.1f}% of the lap, "
-        f"stopped by {metrics.termination} at t={record.sim_time_s:.1f} s"
-        + (f" ({record.error})" if record.error else "")
-    )
-    assert metrics.completed, where
+    _, metrics = lap(agent_name, circuit_name)
+    assert metrics.completed, where(agent_name, circuit_name)
     if agent_name in EXPERTS:
-        assert metrics.deviation_mae_m <= EXPERT_MAX_DEVIATION_MAE_M, f"{where}; deviation MAE {metrics.deviation_mae_m:.3f} m"
+        assert metrics.deviation_mae_m <= EXPERT_MAX_DEVIATION_MAE_M, (
+            f"{where(agent_name, circuit_name)}; deviation MAE {metrics.deviation_mae_m:.3f} m"
+        )

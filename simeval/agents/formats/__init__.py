@@ -1,10 +1,11 @@
 """Model formats: one runtime per kind of model file, which loads the file and runs it.
 
-A ``Runtime`` knows how to read one format and call it on float32 NHWC batches (from
-``simeval.agents.pilotnet.preprocess``), returning (n, 2) commands in m/s and rad/s; the model
-agent (``simeval.agents.model``) owns what the tensors mean. Each runtime lives in its own module
-and imports its framework there, so a name is resolved to a class only when a model of that
-format is loaded (``--agent expert`` imports none).
+A ``Runtime`` reads one format and runs the input tensor it is given, returning every output
+tensor; it names its inputs and outputs (``TensorInfo``) so that a contract that does not fit the
+model fails at load. What the tensors mean belongs to the model contract and the model agent
+(``simeval.agents.contract``, ``simeval.agents.model``), as DonkeyCar's pilots own their
+interpreters' meaning. Each runtime lives in its own module and imports its framework there, so a
+format is resolved to a class only when a model of it is loaded (``--agent expert`` imports none).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -24,11 +25,12 @@ from simeval.errors import UnavailableError, UnknownNameError
 
 if TYPE_CHECKING:
     from simeval.agents.card import ModelCard
+    from simeval.agents.contract import Artifact, RuntimeSpec
 
 
 @dataclass(frozen=True)
 class Format:
-    """Where a format's runtime lives and what it needs installed."""
+    """Where a format's runtime lives, what it needs installed, and whether its files are programs."""
 
     runtime: str
     """'module:Class' of its ``Runtime``."""
@@ -36,47 +38,111 @@ class Format:
     """Python modules it imports (checked without importing them)."""
     extra: str
     """The pip extra that installs them: ``pip install 'simeval[<extra>]'``."""
+    carries_code: bool = False
+    """Loading a file of this format can run code from it: by path only with ``--trust-model``."""
+    why: str = ""
+    """Why it carries code, for the refusal."""
 
 
 FORMATS: dict[str, Format] = {
-    "torch-state-dict": Format("simeval.agents.formats.torch_state_dict:StateDictRuntime", ("torch",), "torch"),
-    "torchscript": Format("simeval.agents.formats.torchscript:TorchScriptRuntime", ("torch",), "torch"),
-    "keras": Format("simeval.agents.formats.keras_model:KerasRuntime", ("tensorflow", "keras"), "tf"),
     "onnx": Format("simeval.agents.formats.onnx_model:OnnxRuntime", ("onnxruntime",), "onnx"),
     "tflite": Format("simeval.agents.formats.litert:LiteRTRuntime", ("ai_edge_litert",), "litert"),
+    "torch-state-dict": Format("simeval.agents.formats.torch_state_dict:StateDictRuntime", ("torch",), "torch"),
+    "keras": Format("simeval.agents.formats.keras_model:KerasRuntime", ("tensorflow", "keras"), "tf"),
+    "torchscript": Format(
+        "simeval.agents.formats.torchscript:TorchScriptRuntime", ("torch",), "torch", True,
+        "a TorchScript file is a program (TorchScript code calling torch operators)",
+    ),
+    "torch-export": Format(
+        "simeval.agents.formats.torch_export:TorchExportRuntime", ("torch",), "torch", True,
+        "torch.export.load unpickles parts of a .pt2 file without weights_only (it can run code)",
+    ),
+    "tf-savedmodel": Format(
+        "simeval.agents.formats.tf_savedmodel:SavedModelRuntime", ("tensorflow",), "tf", True,
+        "a SavedModel is a TensorFlow program (its ops can read and write files)",
+    ),
+    "tensorrt-engine": Format(
+        "simeval.agents.formats.tensorrt_engine:EngineFileRuntime", ("tensorrt",), "tensorrt", True,
+        "a serialized TensorRT engine holds native code for the GPU",
+    ),
     "tensorrt": Format("simeval.agents.formats.tensorrt_engine:TensorRTRuntime", ("tensorrt",), "tensorrt"),
 }
+"""Every format a model file can have. ``tensorrt`` is simeval's own TensorRT route (an ONNX graph
+built into a cached engine at load); ``tensorrt-engine`` is a user's serialized engine."""
 
-SUFFIXES: dict[str, str] = {".pt": "torch-state-dict", ".keras": "keras"}
-"""The format of a user's model file, by suffix. Only formats that cannot carry code are here: a
-TorchScript file is a program, so simeval loads only its own, checked against their cards."""
+SUFFIXES: dict[str, str] = {
+    ".onnx": "onnx", ".tflite": "tflite", ".pt": "torch-state-dict", ".pth": "torch-state-dict",
+    ".keras": "keras", ".h5": "keras", ".torchscript": "torchscript", ".ts": "torchscript", ".jit": "torchscript",
+    ".pt2": "torch-export", ".engine": "tensorrt-engine", ".plan": "tensorrt-engine",
+}
+"""The format of a user's model file without a contract, by suffix (a folder holding
+``saved_model.pb`` is a tf-savedmodel)."""
+
+
+def format_of(path: Path) -> str | None:
+    """The format of a model file, from its name; a ``.pt``/``.pth`` file is looked into, since
+    both PyTorch state dicts and TorchScript files carry those names. None when the name says none."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "tf-savedmodel"
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt == "torch-state-dict" and _is_torchscript(path):
+        return "torchscript"
+    return fmt
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether a PyTorch zip archive holds TorchScript code (``<archive>/code/``), which a state dict
+    saved with ``torch.save`` never does. Reads the zip's directory only."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(part == "code" for name in archive.namelist() for part in name.split("/")[1:2])
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output tensor of a loaded model."""
+
+    name: str
+    shape: tuple[int | None, ...] | None
+    """Its shape, batch first; None for a dimension (or the whole shape) the model does not fix."""
+    dtype: str
+    """numpy dtype name ('float32', 'uint8', 'int8', ...)."""
+    quantization: tuple[float, int] | None = None
+    """(scale, zero point) of a quantized tensor."""
+
+    def describe(self) -> str:
+        dims = "?" if self.shape is None else "(" + ", ".join("N" if d is None else str(d) for d in self.shape) + ")"
+        return f"{self.name} {dims} {self.dtype}"
 
 
 class Runtime(ABC):
-    """One loaded model file: ``infer`` runs a float32 NHWC batch, returning (n, 2) in m/s, rad/s."""
+    """One loaded model file: ``run`` takes the input tensor and returns every output, in order."""
 
     FRAMEWORK: ClassVar[str]
     """Recorded as the agent's framework ('torch', 'tensorflow', 'onnxruntime', ...)."""
     BATCHED: ClassVar[bool] = True
-    """Whether ``infer`` takes a whole batch in one call (else ``infer_batch`` runs frame by frame)."""
+    """Whether ``run`` takes a batch of several frames in one call."""
     device: str = "cpu"
+    inputs: tuple[TensorInfo, ...] = ()
+    outputs: tuple[TensorInfo, ...] = ()
 
     @classmethod  # noqa: B027 - an optional hook: most runtimes need nothing beyond their module
     def check_available(cls, name: str) -> None:
-        """Raise ``AgentError`` (what is missing, what runs here) before any file is read."""
+        """Raise ``UnavailableError`` (what is missing) before any file is read."""
 
     @abstractmethod
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
-        """Load ``path`` for inference on ``threads`` CPU threads; ``card`` is the shipped
-        artifact's card (None for a user's file); ``name`` names the model in errors."""
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        """Load ``artifact.path`` to run as ``spec`` says; ``card`` is a shipped model's card (None
+        for a user's file); ``name`` names the model in errors."""
 
     @abstractmethod
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.floating]:
+    def run(self, batch: NDArray) -> list[NDArray]:
         """The model call alone: what a run's ``inference_time_*`` measures."""
-
-    def infer_batch(self, batch: NDArray[np.float32]) -> NDArray[np.floating]:
-        """Many frames, (n, 66, 200, 3) -> (n, 2): one call where the runtime batches."""
-        return self.infer(batch) if self.BATCHED else one_by_one(self.infer, batch)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions, engines or device memory."""
@@ -93,8 +159,15 @@ def missing(format_name: str) -> str | None:
     Checks installation only (nothing is imported); hardware is checked when a model loads.
     """
     spec = get_format(format_name)
-    absent = [m for m in spec.modules if importlib.util.find_spec(m) is None]
+    absent = [m for m in spec.modules if not _installed(m)]
     return f"{', '.join(absent)} not installed (pip install 'simeval[{spec.extra}]')" if absent else None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module blocked or half-imported counts as absent
+        return False
 
 
 def get_format(name: str) -> Format:
@@ -104,7 +177,7 @@ def get_format(name: str) -> Format:
 
 
 def runtime_class(format_name: str) -> type[Runtime]:
-    """The runtime of a format, imported now; a missing framework is one ``AgentError`` line."""
+    """The runtime of a format, imported now; a missing framework is one ``UnavailableError`` line."""
     module_name, _, class_name = get_format(format_name).runtime.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -114,3 +187,14 @@ def runtime_class(format_name: str) -> type[Runtime]:
             f"`pip install 'simeval[{FORMATS[format_name].extra}]'`"
         ) from None
     return getattr(module, class_name)
+
+
+def tensor_infos(names: Sequence[str], shapes: Sequence[Sequence[object] | None], dtypes: Sequence[object],
+                 quantizations: Sequence[tuple[float, int] | None] | None = None) -> tuple[TensorInfo, ...]:
+    """``TensorInfo``s from a framework's lists (dimensions that are not positive ints become None)."""
+    quantizations = quantizations or [None] * len(names)
+    return tuple(
+        TensorInfo(str(name), None if shape is None else tuple(d if isinstance(d, int) and d > 0 else None for d in shape),
+                   np.dtype(dtype).name, quant)
+        for name, shape, dtype, quant in zip(names, shapes, dtypes, quantizations, strict=True)
+    )

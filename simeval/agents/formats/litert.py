@@ -1,5 +1,5 @@
 """TFLite flatbuffers on the LiteRT interpreter (format ``tflite``): ``tflite-dynamic``,
-``tflite-fp16`` and ``tflite-int8``.
+``tflite-fp16``, ``tflite-int8``, or a user's ``.tflite`` file.
 
 Driving needs only ``ai_edge_litert`` (the LiteRT interpreter, which replaces the deprecated
 ``tf.lite.Interpreter``): these agents never import TensorFlow, although their models were
@@ -15,17 +15,17 @@ from ai_edge_litert.interpreter import Interpreter
 from numpy.typing import NDArray
 
 from simeval.agents.card import ModelCard
-from simeval.agents.formats import Runtime
+from simeval.agents.contract import Artifact, RuntimeSpec
+from simeval.agents.formats import Runtime, TensorInfo, tensor_infos
 from simeval.agents.native_stderr import LITERT_NOTES, filtered
-from simeval.agents.pilotnet import INPUT_SHAPE
 from simeval.errors import AgentError, first_line
 
 ARTIFACT = "model.tflite"
 
 
 def load_interpreter(path: Path, threads: int = 1) -> Interpreter:
-    """A LiteRT interpreter for a PilotNet flatbuffer, tensors allocated; a bad file fails with one
-    line naming it. ``threads`` is the interpreter's thread count (XNNPACK's too)."""
+    """A LiteRT interpreter for a flatbuffer, tensors allocated; a bad file fails with one line
+    naming it. ``threads`` is the interpreter's thread count (XNNPACK's too)."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     where = str(path)
@@ -37,46 +37,47 @@ def load_interpreter(path: Path, threads: int = 1) -> Interpreter:
             interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - the interpreter raises ValueError/RuntimeError for a bad file
         raise AgentError(f"{where}: not a loadable LiteRT model ({first_line(exc)})") from None
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if len(inputs) != 1 or tuple(inputs[0]["shape"][1:]) != INPUT_SHAPE or len(outputs) != 1 or outputs[0]["shape"][-1] != 2:
-        got = [tuple(d["shape"]) for d in inputs], [tuple(d["shape"]) for d in outputs]
-        raise AgentError(f"{where}: expected a (N, 66, 200, 3) -> (N, 2) PilotNet, got {got[0]} -> {got[1]}")
-    if inputs[0]["dtype"] != np.float32 or outputs[0]["dtype"] != np.float32:
-        got = np.dtype(inputs[0]["dtype"]).name, np.dtype(outputs[0]["dtype"]).name
-        raise AgentError(f"{where}: expected float32 input and output (frames in [0, 1], command in m/s, rad/s), got {got[0]} -> {got[1]}")
     return interpreter
 
 
+def _infos(details: list[dict]) -> tuple[TensorInfo, ...]:
+    quant = [tuple(d["quantization"]) if d["quantization"] != (0.0, 0) else None for d in details]
+    shapes = [(None, *(int(s) for s in d["shape"][1:])) for d in details]
+    return tensor_infos([d["name"] for d in details], shapes, [d["dtype"] for d in details], quant)
+
+
 class BatchRunner:
-    """Runs a PilotNet interpreter on float32 NHWC batches, re-sizing it only when the batch size
-    changes (the agent stays at 1; the offline MSE runs batches of 512)."""
+    """Runs an interpreter on batches, re-sizing it only when the batch size changes (the agent
+    stays at 1; the offline MSE runs batches of 512); returns every output."""
 
     def __init__(self, interpreter: Interpreter):
         self.interpreter = interpreter
         self._bind()
 
     def _bind(self) -> None:
-        self._in = self.interpreter.get_input_details()[0]["index"]
-        self._out = self.interpreter.get_output_details()[0]["index"]
-        self._batch = int(self.interpreter.get_input_details()[0]["shape"][0])
+        details = self.interpreter.get_input_details()[0]
+        self._in, self._shape, self._batch = details["index"], list(details["shape"][1:]), int(details["shape"][0])
+        self._out = [d["index"] for d in self.interpreter.get_output_details()]
 
-    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+    def __call__(self, batch: NDArray) -> list[NDArray]:
         if len(batch) != self._batch:
-            self.interpreter.resize_tensor_input(self._in, [len(batch), *INPUT_SHAPE])
+            self.interpreter.resize_tensor_input(self._in, [len(batch), *self._shape])
             self.interpreter.allocate_tensors()
             self._bind()
-        self.interpreter.set_tensor(self._in, np.ascontiguousarray(batch, dtype=np.float32))
+        self.interpreter.set_tensor(self._in, np.ascontiguousarray(batch))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out)
+        return [self.interpreter.get_tensor(index) for index in self._out]
 
 
 class LiteRTRuntime(Runtime):
-    """A float32-I/O TFLite PilotNet on the LiteRT CPU interpreter (XNNPACK)."""
+    """A TFLite model on the LiteRT CPU interpreter (XNNPACK)."""
 
     FRAMEWORK = "litert"
 
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
-        self.run = BatchRunner(load_interpreter(path, threads))
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        interpreter = load_interpreter(Path(artifact.path), spec.threads)
+        self.inputs, self.outputs = _infos(interpreter.get_input_details()), _infos(interpreter.get_output_details())
+        self._runner = BatchRunner(interpreter)
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self.run(batch)
+    def run(self, batch: NDArray) -> list[NDArray]:
+        return self._runner(batch)

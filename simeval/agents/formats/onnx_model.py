@@ -1,4 +1,4 @@
-"""ONNX graphs on ONNX Runtime's CPU provider (format ``onnx``): ``onnx-fp32`` and ``onnx-int8``.
+"""ONNX graphs on ONNX Runtime (format ``onnx``): ``onnx-fp32``, ``onnx-int8``, or a user's ``.onnx`` file.
 
 Driving needs only ``onnxruntime``: these agents never import torch, although their graphs were
 exported from the torch network (``simeval.build.optimize.onnx_export``).
@@ -13,8 +13,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from simeval.agents.card import ModelCard
-from simeval.agents.formats import Runtime
-from simeval.agents.pilotnet import INPUT_SHAPE
+from simeval.agents.contract import Artifact, RuntimeSpec
+from simeval.agents.formats import Runtime, tensor_infos
 from simeval.errors import AgentError, first_line
 
 ARTIFACT = "model.onnx"
@@ -34,31 +34,36 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
     return options
 
 
-def load_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for a PilotNet graph; a bad file fails with one line naming it."""
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float16)": "float16",
+              "tensor(double)": "float64", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+
+
+def load_session(path: Path, threads: int = 1, device: str = "cpu") -> ort.InferenceSession:
+    """An ONNX Runtime session (CPU, or CUDA where installed); a bad file fails with one line naming it."""
     path = Path(path)
     if not path.is_file():
         raise AgentError(f"{path}: no such model file")
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     try:
-        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for a bad file
-        reason = first_line(exc)
-        raise AgentError(f"{path}: not a loadable ONNX model ({reason})") from None
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != INPUT_SHAPE or len(outputs) != 1 or outputs[0].shape[-1] != 2:
-        got = [(i.name, i.shape) for i in inputs], [(o.name, o.shape) for o in outputs]
-        raise AgentError(f"{path}: expected a (N, 66, 200, 3) -> (N, 2) PilotNet graph, got {got[0]} -> {got[1]}")
-    return session
+        raise AgentError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
+
+
+def _infos(args: list) -> tuple:
+    return tensor_infos([a.name for a in args], [a.shape for a in args], [ONNX_TYPES.get(a.type, "float32") for a in args])
 
 
 class OnnxRuntime(Runtime):
-    """An ONNX PilotNet graph, (N, 66, 200, 3) -> (N, 2), on ONNX Runtime's CPU provider."""
+    """An ONNX graph on ONNX Runtime's CPU provider (CUDA with ``device = "cuda"`` where installed)."""
 
     FRAMEWORK = "onnxruntime"
 
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
-        self.session = load_session(path, threads)
-        self._input = self.session.get_inputs()[0].name
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        self.session = load_session(Path(artifact.path), spec.threads, spec.device)
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.inputs, self.outputs = _infos(self.session.get_inputs()), _infos(self.session.get_outputs())
+        self._input = self.inputs[0].name if self.inputs else ""
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    def run(self, batch: NDArray) -> list[NDArray]:
+        return self.session.run(None, {self._input: np.ascontiguousarray(batch)})

@@ -34,7 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.agents.card import REBUILD_HINT, ModelCard, sha256_of
-from simeval.agents.formats import Runtime
+from simeval.agents.contract import Artifact, RuntimeSpec
+from simeval.agents.formats import Runtime, tensor_infos
 from simeval.agents.pilotnet import INPUT_SHAPE
 from simeval.agents.variants import TensorRTEngine
 from simeval.atomic import write_bytes_atomic
@@ -365,7 +366,8 @@ class TensorRTRuntime(Runtime):
     def check_available(cls, name: str) -> None:
         require(name)
 
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        path = Path(artifact.path)
         if card is None:
             raise AgentError(f"{path}: a TensorRT model needs its card (precision, calibration); drive a shipped tftrt-* agent")
         platform = require(name)
@@ -378,6 +380,8 @@ class TensorRTRuntime(Runtime):
             self._run: Any = SavedModelRunner(path)
         else:
             self._run = self._engine(path, config, platform, method)
+        self.inputs = tensor_infos([INPUT_NAME], [(None, *INPUT_SHAPE)], ["float32"])
+        self.outputs = tensor_infos([OUTPUT_NAME], [(None, 2)], ["float32"])
 
     @staticmethod
     def _engine(artifact: Path, config: TensorRTEngine, platform: Platform, method: dict[str, Any]) -> EngineRunner:
@@ -396,9 +400,69 @@ class TensorRTRuntime(Runtime):
         engine, _ = ensure_engine(artifact.read_bytes(), config, platform, None, shipped_cache, calibration_sha)
         return EngineRunner(engine.read_bytes(), config.max_batch)
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self._run(batch)  # the engine takes up to max_batch frames per call; the runner splits
+    def run(self, batch: NDArray) -> list[NDArray]:
+        return [self._run(batch)]  # the engine takes up to max_batch frames per call; the runner splits
 
     def close(self) -> None:
         if isinstance(getattr(self, "_run", None), EngineRunner):
             self._run.close()
+
+
+class EngineFileRuntime(Runtime):
+    """A user's serialized TensorRT engine (trusted: an engine holds native code), on the GPU.
+
+    The engine's own input and output tensors are used as they are (one input; every output, in
+    the engine's order), with device buffers sized for the engine's largest profile batch.
+    """
+
+    FRAMEWORK = "tensorrt"
+
+    @classmethod
+    def check_available(cls, name: str) -> None:
+        require(name)
+
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        import tensorrt as trt
+        import torch
+
+        platform = require(name)
+        self.device = f"cuda: {platform.gpu}"
+        path = Path(artifact.path)
+        if not path.is_file():
+            raise AgentError(f"{path}: no such model file")
+        self._torch = torch
+        self.runtime = trt.Runtime(_logger(trt))
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise AgentError(f"{path}: TensorRT {trt.__version__} could not deserialize this engine (built by another "
+                             "TensorRT version or for another GPU?)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        modes = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        infos = {n: (tuple(self.engine.get_tensor_shape(n)), trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self.inputs = tensor_infos([n for n in names if modes[n]], [infos[n][0] for n in names if modes[n]],
+                                   [infos[n][1] for n in names if modes[n]])
+        self.outputs = tensor_infos([n for n in names if not modes[n]], [infos[n][0] for n in names if not modes[n]],
+                                    [infos[n][1] for n in names if not modes[n]])
+        self.stream = torch.cuda.Stream()
+
+    def run(self, batch: NDArray) -> list[NDArray]:
+        torch = self._torch
+        name = self.inputs[0].name
+        inp = torch.from_numpy(np.ascontiguousarray(batch)).cuda()
+        with torch.cuda.stream(self.stream):
+            if not self.context.set_input_shape(name, tuple(batch.shape)):
+                raise AgentError(f"the engine refuses an input of shape {tuple(batch.shape)}")
+            self.context.set_tensor_address(name, inp.data_ptr())
+            outputs = []
+            for info in self.outputs:
+                shape = tuple(self.context.get_tensor_shape(info.name))
+                out = torch.empty(shape, dtype=getattr(torch, info.dtype), device="cuda")
+                self.context.set_tensor_address(info.name, out.data_ptr())
+                outputs.append(out)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise AgentError("TensorRT failed to run the engine (execute_async_v3 returned False)")
+            return [o.cpu().numpy() for o in outputs]  # the copy back waits for the stream
+
+    def close(self) -> None:
+        self.context = self.engine = self.runtime = None

@@ -1,4 +1,5 @@
-"""PyTorch state dicts of a named architecture (format ``torch-state-dict``): simeval's PilotNet.
+"""PyTorch state dicts of a named architecture (format ``torch-state-dict``): simeval's PilotNet
+and DeepLearningStudio's.
 
 ``PilotNet`` is the published valid-padding network, written to be quantized later: every ReLU is
 its own module, each convolution or linear layer is directly followed by its ReLU (fusable pairs),
@@ -9,18 +10,19 @@ never runs code, so a user's ``.pt`` file is safe to load.
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
 from simeval.agents.card import ModelCard
-from simeval.agents.formats import Runtime
+from simeval.agents.contract import Artifact, RuntimeSpec
+from simeval.agents.formats import Runtime, tensor_infos
 from simeval.agents.pilotnet import CONV_LAYERS, DENSE_LAYERS, FLAT_FEATURES, INPUT_SHAPE, LabelRange
-from simeval.errors import AgentError, first_line
+from simeval.errors import AgentError, UnknownNameError, first_line
 
 ARTIFACT = "model.pt"
 
@@ -83,31 +85,102 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_pilotnet(path: Path) -> PilotNet:
-    """Load a PilotNet state dict; untrusted files are safe (weights only)."""
+class DLSPilotNet(nn.Module):
+    """JdeRobot DeepLearningStudio's PyTorch PilotNet, by its state-dict key names: ``ln_1``
+    (BatchNorm2d(3, eps=1e-3)), ``cn_1`` .. ``cn_5`` (the same valid convolutions), ``fc_1`` ..
+    ``fc_5`` (1152 -> 1164 -> 100 -> 50 -> 10 -> 2), ReLU between, none at the output.
+
+    Input: float32 (N, 3, 66, 200), channels first. Output: the two normalised labels (their
+    contract maps them to m/s and rad/s).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ln_1 = nn.BatchNorm2d(INPUT_SHAPE[2], eps=1e-3)
+        channels = INPUT_SHAPE[2]
+        for i, (filters, kernel, stride) in enumerate(CONV_LAYERS, start=1):
+            setattr(self, f"cn_{i}", nn.Conv2d(channels, filters, kernel, stride=stride))
+            channels = filters
+        width = FLAT_FEATURES
+        for i, units in enumerate((*DENSE_LAYERS, 2), start=1):
+            setattr(self, f"fc_{i}", nn.Linear(width, units))
+            width = units
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ln_1(x)
+        for i in range(1, len(CONV_LAYERS) + 1):
+            x = torch.relu(getattr(self, f"cn_{i}")(x))
+        x = x.reshape(x.size(0), -1)
+        for i in range(1, len(DENSE_LAYERS) + 1):
+            x = torch.relu(getattr(self, f"fc_{i}")(x))
+        return self.fc_5(x)
+
+
+ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
+    "simeval-pilotnet": (PilotNet, INPUT_SHAPE),
+    "dls-pilotnet": (DLSPilotNet, (INPUT_SHAPE[2], *INPUT_SHAPE[:2])),
+}
+"""Named architectures a state dict can fill: the class and its input shape (without the batch)."""
+
+
+def load_pilotnet(path: Path, architecture: str = "simeval-pilotnet") -> nn.Module:
+    """Load a state dict into ``architecture``, in eval mode; untrusted files are safe (weights only)."""
+    if architecture not in ARCHITECTURES:
+        raise UnknownNameError("architecture", architecture, ARCHITECTURES)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AgentError(f"{path}: no such model file") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
+            raise AgentError(f"{path}: holds pickled Python objects (a whole model?), not a state dict of tensors; "
+                             "simeval never unpickles code: save model.state_dict(), or export ONNX or TorchScript") from None
+        raise AgentError(f"{path}: not a loadable state dict (UnpicklingError: {first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise AgentError(f"{path}: not a loadable PilotNet state dict ({type(exc).__name__}: {first_line(exc)})") from None
-    model = PilotNet()
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise AgentError(f"{path}: weights do not fit the PilotNet architecture ({first_line(exc)})") from None
+        raise AgentError(f"{path}: not a loadable state dict ({type(exc).__name__}: {first_line(exc)})") from None
+    model = ARCHITECTURES[architecture][0]()
+    if not isinstance(state, dict):
+        raise AgentError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors")
+    mismatch = _mismatch(model.state_dict(), state)
+    if mismatch:
+        raise AgentError(f"{path}: weights do not fit the {architecture} architecture ({mismatch}); name the right "
+                         "architecture in its contract ([artifact] architecture)")
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, object]) -> str:
+    """What differs between an architecture's state dict and a file's, in a few words."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} {tuple(found[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
+              if k in found and isinstance(found[k], torch.Tensor) and found[k].shape != v.shape]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        if keys:
+            parts.append(f"{label}: {', '.join(keys[:3])}{f' and {len(keys) - 3} more' if len(keys) > 3 else ''}")
+    return "; ".join(parts)
+
+
 class StateDictRuntime(Runtime):
-    """A PilotNet state dict (``torch-fp32``, or a user's ``.pt`` file) on torch's CPU kernels."""
+    """A state dict of a named architecture (``torch-fp32``, a user's ``.pt``) on torch's CPU kernels."""
 
     FRAMEWORK = "torch"
 
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
-        torch.set_num_threads(threads)
-        self.model = load_pilotnet(path)
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        torch.set_num_threads(spec.threads)
+        architecture = artifact.architecture or "simeval-pilotnet"
+        self.model = load_pilotnet(Path(artifact.path), architecture)
+        if spec.batchnorm == "train":  # each frame normalised by its own statistics, as DLS's brain ran it
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.train()
+        self._mode = torch.no_grad if spec.batchnorm == "train" else torch.inference_mode  # train-mode BN updates its buffers
+        self.device = spec.device
+        self.model.to(spec.device)
+        self.inputs = tensor_infos(["input"], [(None, *ARCHITECTURES[architecture][1])], ["float32"])
+        self.outputs = tensor_infos(["output"], [(None, 2)], ["float32"])
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(batch)).numpy()
+    def run(self, batch: NDArray) -> list[NDArray]:
+        with self._mode():
+            return [self.model(torch.from_numpy(batch).to(self.device)).cpu().numpy()]

@@ -1,10 +1,11 @@
-"""TorchScript files of simeval's int8 PilotNets (format ``torchscript``): ``torch-dynamic``,
-``torch-static`` and ``torch-qat``, which ``simeval.optimize`` builds with ``torch.ao.quantization``.
+"""TorchScript files (format ``torchscript``): simeval's int8 PilotNets ``torch-dynamic``,
+``torch-static`` and ``torch-qat`` (built with ``torch.ao.quantization`` by ``simeval.optimize``),
+and a user's TorchScript PilotNet (DeepLearningStudio's optimisation script writes them).
 
 A TorchScript file holds the whole program (the int8 kernels' packed weights included), so it
-loads without any Python class. It is also a program: simeval loads only its own files, whose
-``simeval.json`` names this format and whose sha256 matches their card; a user's file is never
-routed here. The quantized kernels are PyTorch's x86 engine (FBGEMM / oneDNN), which the
+loads without any Python class. It is also a program: simeval loads its own files only when their
+``simeval.json`` names this format and their sha256 matches their card, and a user's file only with
+``--trust-model``. The quantized kernels are PyTorch's x86 engine (FBGEMM / oneDNN), which the
 runtime selects before loading.
 
 ``torch.jit`` and quantized tensors are deprecated in torch 2.13; the warnings of exactly the
@@ -21,12 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from simeval.agents.card import ModelCard
-from simeval.agents.formats import Runtime
+from simeval.agents.contract import Artifact, RuntimeSpec
+from simeval.agents.formats import Runtime, tensor_infos
 from simeval.agents.pilotnet import INPUT_SHAPE
 from simeval.errors import AgentError, UnavailableError, first_line
 
@@ -40,7 +41,7 @@ ENGINE = "x86"
 DEPRECATED: dict[str, tuple[type[Warning], str, str]] = {
     "jit": (
         DeprecationWarning,
-        r"`torch\.jit\.(script|save|load|freeze)` is deprecated",
+        r"`torch\.jit\.(script|save|load|freeze|trace|trace_method)` is deprecated",
         "TorchScript is the one format that stores torch's eager int8 kernels with the program; "
         "torch.export cannot serialize their packed weights",
     ),
@@ -96,14 +97,14 @@ def _spend_quantized_tensor_warning() -> None:
         torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
 
 
-def load_torchscript(path: Path, name: str) -> torch.jit.ScriptModule:
-    """Load an int8 PilotNet written by ``save_torchscript``, frozen for inference and warmed up.
+def load_torchscript(path: Path, name: str, *, ours: bool = True) -> torch.jit.ScriptModule:
+    """Load a TorchScript PilotNet for inference: frozen, and (simeval's own) warmed up.
 
-    Only for files you built or that ``load_verified`` checked against their card: TorchScript is a
-    program. The file must carry this module's ``simeval.json``; anything else is refused.
+    Only for files you built, that ``load_verified`` checked against their card, or that a user
+    trusts: TorchScript is a program. With ``ours`` the file must carry simeval's ``simeval.json``
+    (what ``simeval.build.optimize.torch_int8`` writes); anything else is refused.
     """
     path = Path(path)
-    use_x86_engine(name)
     _spend_quantized_tensor_warning()
     extra = {META_FILE: ""}
     try:
@@ -116,16 +117,25 @@ def load_torchscript(path: Path, name: str) -> torch.jit.ScriptModule:
     except Exception as exc:  # noqa: BLE001 - the TorchScript reader raises RuntimeError and others for a bad file
         raise AgentError(f"{path}: not a loadable TorchScript file ({type(exc).__name__}: {first_line(exc)})") from None
     meta = _read_meta(extra[META_FILE])
+    if not ours:
+        return _frozen(module.eval())
     if meta.get("format") != FORMAT:
         raise AgentError(f"{path}: not a simeval int8 PilotNet (format {meta.get('format')!r}, expected {FORMAT!r})")
-    frozen = module
-    if not meta.get("frozen"):
-        with deprecated_apis("jit"):
-            frozen = torch.jit.freeze(module.eval())
+    frozen = module if meta.get("frozen") else _frozen(module.eval())
     with torch.inference_mode():
         for _ in range(3):  # TorchScript optimizes on the first calls: keep that out of the first lap step
             frozen(torch.zeros((1, *INPUT_SHAPE)))
     return frozen
+
+
+def _frozen(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """The module frozen for inference where TorchScript can freeze it (a traced module of any
+    origin may not be freezable: it then runs as it is)."""
+    try:
+        with deprecated_apis("jit"):
+            return torch.jit.freeze(module)
+    except Exception:  # noqa: BLE001 - freezing is an optimisation; a module that refuses it still runs
+        return module
 
 
 def _read_meta(raw: bytes | str) -> dict[str, Any]:
@@ -137,7 +147,8 @@ def _read_meta(raw: bytes | str) -> dict[str, Any]:
 
 
 class TorchScriptRuntime(Runtime):
-    """A simeval int8 TorchScript PilotNet on PyTorch's x86 int8 engine."""
+    """A TorchScript PilotNet on torch's CPU kernels, int8 ones on the x86 engine: simeval's own
+    (``torch-dynamic``, ``torch-static``, ``torch-qat``) or a trusted user's file."""
 
     FRAMEWORK = "torch"
 
@@ -145,10 +156,18 @@ class TorchScriptRuntime(Runtime):
     def check_available(cls, name: str) -> None:
         use_x86_engine(name)  # before the checksum: a machine without the engine fails on that alone
 
-    def __init__(self, path: Path, *, threads: int, card: ModelCard | None, name: str) -> None:
-        torch.set_num_threads(threads)
-        self.model = load_torchscript(path, name)
+    def __init__(self, artifact: Artifact, *, spec: RuntimeSpec, card: ModelCard | None, name: str) -> None:
+        torch.set_num_threads(spec.threads)
+        ours = card is not None
+        self.model = load_torchscript(Path(artifact.path), name, ours=ours)
+        if spec.batchnorm == "train":
+            self.model.train()
+        self._mode = torch.no_grad if spec.batchnorm == "train" else torch.inference_mode
+        shape = (None, *INPUT_SHAPE) if ours else None  # a user's TorchScript does not say its input shape
+        self.inputs = tensor_infos(["input"], [shape], ["float32"])
+        self.outputs = tensor_infos(["output"], [(None, 2) if ours else None], ["float32"])
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(batch)).numpy()
+    def run(self, batch: NDArray) -> list[NDArray]:
+        with self._mode():
+            out = self.model(torch.from_numpy(batch))
+        return [o.numpy() for o in out] if isinstance(out, (tuple, list)) else [out.numpy()]

@@ -63,6 +63,7 @@ def write_card(variant: v.Variant, parent: ModelCard, built: Built, context: Bui
         test=test | {"parent_all": parent.test["all"]},
         versions=versions(),
         notes=notes,
+        contract=v.card_contract(variant, built.artifact.name),
     )
     card.write(built.artifact.parent)
     return card

@@ -125,8 +125,8 @@ def build(recipe: Conversion, parent_dir: Path, out_dir: Path, context: BuildCon
     }
     if frames is not None:
         method["calibration"] = {"split": "train", "frames": int(len(frames)), "seed": context.seed}
-    return Built(artifact=artifact, predict=BatchRunner(load_interpreter(artifact, threads=max(1, min(2, os.cpu_count() or 1)))),
-                 method=method)
+    runner = BatchRunner(load_interpreter(artifact, threads=max(1, min(2, os.cpu_count() or 1))))
+    return Built(artifact=artifact, predict=lambda batch: runner(batch)[0], method=method)
 
 
 _CONVERSIONS = {

@@ -29,6 +29,7 @@ import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 
+from simeval.agents.contract import Artifact, RuntimeSpec
 from simeval.agents.formats.onnx_model import ARTIFACT, OnnxRuntime, session_options
 from simeval.agents.formats.torch_state_dict import load_pilotnet
 from simeval.agents.pilotnet import INPUT_SHAPE, preprocess
@@ -43,7 +44,7 @@ OUTPUT_NAME = "command"
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """Keep the exporter's internal chatter off the terminal: it logs one warning per torchvision
     op it cannot register (torchvision is not a dependency) and torch.export raises a FutureWarning
     about its own pytree internals; neither concerns this model."""
@@ -66,7 +67,7 @@ def export_onnx(parent: Path, out: Path, config: OnnxExport | None = None) -> Pa
         model = fold_input_norm_torch(model)
     example = torch.rand(2, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0))
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if config.dynamic_batch else None
-    with _quiet_exporter():
+    with quiet_exporter():
         program = torch.onnx.export(
             model, (example,), dynamo=True, opset_version=config.opset, dynamic_shapes=dynamic,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], optimize=True, verbose=False,
@@ -87,7 +88,8 @@ def _strip_metadata(proto: Any) -> None:
 
 def _predict(artifact: Path) -> Predict:
     """The saved graph on two threads, batched: what the card's test MSE is measured with."""
-    return OnnxRuntime(artifact, threads=2, card=None, name=str(artifact)).infer
+    runtime = OnnxRuntime(Artifact(path=str(artifact), format="onnx"), spec=RuntimeSpec(threads=2), card=None, name=str(artifact))
+    return lambda batch: runtime.run(batch)[0]
 
 
 def build_fp32(recipe: OnnxExport, parent_dir: Path, out_dir: Path, context: BuildContext) -> Built:

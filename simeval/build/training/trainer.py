@@ -18,6 +18,7 @@ from typing import Any
 
 from simeval.agents.card import ModelCard, model_dir, sha256_of
 from simeval.agents.pilotnet import LabelRange
+from simeval.agents.variants import BY_NAME, card_contract
 from simeval.build.dataset.store import load_manifest, load_split
 from simeval.build.evaluate import offline_mse
 from simeval.build.training.config import Data, TrainConfig, log
@@ -82,6 +83,7 @@ def train(config: TrainConfig) -> ModelCard:
         validation={"mse_normalized": trained.fit.best_val_mse, "circuits": [c["name"] for c in manifest.circuits if c.get("split") == "val"]},
         test=offline_mse(trained.predict, root, data.labels),
         versions=versions(),
+        contract=card_contract(BY_NAME[config.agent_name], artifact.name),
     )
     card.write(out)
     return card
