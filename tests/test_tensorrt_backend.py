@@ -311,6 +311,23 @@ def test_int8_builder_writes_onnx_and_calibration_hash_then_stops(tb, tiny_data,
     assert not list(out.iterdir())
 
 
+def test_a_users_engine_file_says_what_is_missing_in_one_line(tmp_path, capsys):
+    """A serialized engine given by path, on a machine without TensorRT or a GPU: one line naming
+    the file and what is missing, exit 2, with or without --trust-model."""
+    from simeval.agents.formats import format_of
+    from simeval.run import main as run_main
+
+    _skip_if_ready()
+    engine = tmp_path / "pilotnet.engine"
+    engine.write_bytes(b"not built here")
+    assert format_of(engine) == "tensorrt-engine"
+    for extra in ([], ["--trust-model"]):
+        assert run_main(["--agent", str(engine), "--out", str(tmp_path / "run"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {engine} needs NVIDIA TensorRT and a CUDA GPU") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
 # --------------------------------------------------------------------------- on a GPU with TensorRT
 
 
@@ -361,4 +378,24 @@ def test_shipped_tensorrt_agent_drives_a_frame(gpu, frames, precision):
     agent = load_agent(name)
     v, w = agent.act(frames[0], {})
     assert np.isfinite([v, w]).all() and agent.last_inference_s > 0 and agent.info.framework == "tensorrt"
+    agent.close()
+
+
+def test_a_users_engine_file_drives_through_its_contract(tb, gpu, exported, keras_predict, frames, tmp_path, monkeypatch):
+    """An engine built elsewhere and given by path (simeval's conventions: no contract beside it)
+    loads only when trusted and gives the Keras model's commands."""
+    import shutil
+
+    import tensorrt as trt
+
+    monkeypatch.setenv(te.CACHE_ENV, str(tmp_path / "cache"))
+    config = TensorRTEngine("fp32", max_batch=32)
+    engine, _ = te.ensure_engine(tb.precision_onnx(exported, config, None, te.uses_weak_typing(trt)), config, gpu, None, None, None)
+    mine = tmp_path / "pilotnet.engine"
+    shutil.copy(engine, mine)
+    with pytest.raises(AgentError, match="pass --trust-model"):
+        load_agent(str(mine))
+    agent = load_agent(str(mine), trust_model=True)
+    got = np.array([agent.act(frame, {}) for frame in frames[:8]])
+    assert _normalized_error(got, keras_predict(preprocess(frames[:8]))).max() < 1e-3
     agent.close()
