@@ -18,8 +18,9 @@ $(READY): pyproject.toml
 run: setup
 	$(BIN)/python -m simeval.run --agent torch-fp32 --circuit montreal
 
+# One pytest worker per CPU (pytest-xdist): the suite is mostly laps and model builds, each on one core.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: setup
 	$(BIN)/python bench/sim.py

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from simeval.errors import ResultsError
+
+HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_OWNED = re.compile(r"^\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]+\.(?:partial|tmp)$")
+"""A temporary file or folder's name: ``.NAME.<host>-<pid>.<random>.partial`` (or ``.tmp``): the
+process that writes it, so that one left by a dead process can be told from a live one's."""
+
+
+def _owner_tag() -> str:
+    return f"{HOST_TAG}-{os.getpid()}"
 
 
 def _umask() -> int:
@@ -29,7 +41,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None
     try:
@@ -61,7 +73,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
         raise ResultsError(f"{final} already exists; choose another --out folder or remove it")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".partial", dir=final.parent))
     except OSError as exc:
         raise ResultsError(
             f"cannot write results to {final}: {exc.strerror or exc}; pass --out with a writable folder"
@@ -73,3 +85,55 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def ensure_writable(folder: Path, option: str = "--out") -> None:
+    """Fail before any work, not after it, when ``folder`` cannot be created and written: one line
+    that says which part of the path is in the way."""
+    chain = [Path(folder), *Path(folder).parents]
+    blocker = next((p for p in chain if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ResultsError(f"cannot write results to {folder}: {blocker} is a file, not a folder; pass {option} with a folder path")
+    existing = next(p for p in chain if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ResultsError(f"cannot write results under {existing}: {exc.strerror or exc}; pass {option} with a writable folder") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def is_stale(path: Path) -> bool:
+    """A temporary ``.partial`` folder or ``.tmp`` file of a process of this machine that is gone
+    (killed mid-write). One of a live process, or of another machine (a cluster's shared folder),
+    is not; a ``.partial`` folder without an owner (written before owners were recorded) is."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith((".partial", ".tmp"))):
+        return False
+    owner = _OWNED.match(name)
+    if owner is None:
+        return name.endswith(".partial") and path.is_dir()
+    return owner["host"] == HOST_TAG and not _alive(int(owner["pid"]))
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove what dead processes left half-written in ``folder`` (never a live writer's)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if is_stale(p))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale

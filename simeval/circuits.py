@@ -1,6 +1,6 @@
 """``python -m simeval.circuits``: list, draw, import and rebuild circuits.
 
-    python -m simeval.circuits list
+    python -m simeval.circuits list             # a broken file is a row with its error; exit 0
     python -m simeval.circuits show NAME [--out PNG]
     python -m simeval.circuits import FILE.csv --name NAME --scale 1:3.03 [--road-width 3.0]
     python -m simeval.circuits build            # regenerate circuits/ from circuits/sources
@@ -12,18 +12,17 @@ The catalogue is ``simeval.track.catalogue``; the recipe of the shipped circuits
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from simeval.errors import CircuitError, SimevalError
+from simeval.errors import CircuitError, SimevalError, first_line
 from simeval.paths import data_dir, results_dir, user_circuits_dir
 from simeval.track.catalogue import available, circuit_files, circuit_path
 from simeval.track.circuit import Circuit
-from simeval.track.circuit_file import CircuitMeta
+from simeval.track.circuit_file import NAME_PATTERN, CircuitMeta
+from simeval.track.limits import MAX_HALF_WIDTH_M, MAX_LAP_M, MIN_HALF_WIDTH_M, MIN_LAP_M
 
-NAME_PATTERN = re.compile(r"[a-z0-9_-]+")
 ROLE_ORDER = {"test": 0, "train": 1, "user": 2}
 
 
@@ -39,7 +38,7 @@ def _list_rows() -> list[tuple[str, ...]]:
         try:
             c = Circuit.from_file(path)
         except SimevalError as exc:
-            rows.append((name, "?", "-", "-", f"unreadable: {exc}"))
+            rows.append((name, "?", "-", "-", f"unreadable: {first_line(exc, limit=300)}"))
             continue
         road = float((c.w_left + c.w_right).mean())
         rows.append((name, c.meta.role, f"{c.length_m:.1f}", f"{road:.2f}", _short_source(c.meta.source)))
@@ -47,7 +46,8 @@ def _list_rows() -> list[tuple[str, ...]]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print the catalogue as a table."""
+    """Print the catalogue as a table; a file that cannot be read is a row with its error (exit 0:
+    one broken import must not hide the other circuits)."""
     rows = [("name", "role", "lap_m", "road_m", "source"), *_list_rows()]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for name, role, lap, road, source in rows:
@@ -74,7 +74,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- import
 def _check_new_name(name: str, dest: Path, force: bool) -> None:
     if not NAME_PATTERN.fullmatch(name):
-        raise CircuitError(f"circuit name must be lower-case letters, digits, '_' or '-', got '{name}'")
+        raise CircuitError(f"circuit name must be 1 to 64 lower-case letters, digits, '_' or '-', got '{name}'")
     shipped = circuit_files(data_dir("circuits"))
     if name in shipped and dest.resolve() != data_dir("circuits").resolve():
         raise CircuitError(f"'{name}' is a shipped circuit ({shipped[name]}); choose another --name")
@@ -97,7 +97,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         scale=parse_scale(args.scale),
         line_width_m=args.line_width,
     )
-    circuit = convert(args.file, meta, road_width_m=args.road_width)
+    progress = not args.no_progress and sys.stderr.isatty()
+    circuit = convert(args.file, meta, road_width_m=args.road_width, progress=progress)
     path = circuit.save(dest / f"{args.name}.csv")
     print(f"imported '{args.name}': lap {circuit.length_m:.1f} m -> {path}")
     return 0
@@ -128,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simeval.circuits", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="table of the shipped and imported circuits").set_defaults(run=cmd_list)
+    sub.add_parser(
+        "list",
+        help="table of the shipped and imported circuits; a file that cannot be read is listed with its error "
+        "(role '?') and the exit status stays 0",
+    ).set_defaults(run=cmd_list)
 
     show = sub.add_parser("show", help="draw a circuit to a PNG")
     show.add_argument("name")
@@ -138,8 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="convert a TUMFTM-format CSV into a circuit usable by name")
     imp.add_argument("file", type=Path)
     imp.add_argument("--name", required=True, help="circuit name: lower-case letters, digits, _ and -")
-    imp.add_argument("--scale", required=True, help="factor (0.33) or ratio (1:3.03) applied to the file")
-    imp.add_argument("--road-width", type=float, help="constant road width (m); default: the file's widths x scale")
+    imp.add_argument(
+        "--scale", required=True,
+        help=f"factor (0.33) or ratio (1:3.03) applied to the file; the scaled lap must be {MIN_LAP_M:g} m to {MAX_LAP_M:,.0f} m",
+    )
+    imp.add_argument(
+        "--road-width", type=float,
+        help=f"constant road width ({2 * MIN_HALF_WIDTH_M:g} to {2 * MAX_HALF_WIDTH_M:g} m); default: the file's widths x scale",
+    )
     imp.add_argument("--line-width", type=float, default=0.10, help="red centre line width (m)")
     imp.add_argument("--role", choices=("train", "user"), default="user")
     imp.add_argument("--source", help="where the track comes from (default: the file name)")
@@ -148,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dest", type=Path, help="folder to write to (default $SIMEVAL_CIRCUITS_DIR or ~/.simeval/circuits)"
     )
     imp.add_argument("--force", action="store_true", help="replace an existing circuit of that name")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
     imp.set_defaults(run=cmd_import)
 
     build = sub.add_parser("build", help="regenerate the shipped circuits from their source data")

@@ -7,7 +7,7 @@ simeval (the env's ``info``, metrics.json, reports).
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -16,17 +16,22 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.errors import ConfigError, UnknownNameError
+from simeval.errors import ConfigError, SimevalError, UnknownNameError
 from simeval.sim.camera import CameraConfig
+from simeval.sim.checks import brief, check_name, check_number
 from simeval.sim.renderer import RENDERERS, make_renderer
 from simeval.sim.scenarios import Scenario, get_scenario
-from simeval.sim.simulator import US, SimConfig, Simulator
+from simeval.sim.simulator import MAX_PERIOD_S, US, SimConfig, Simulator
 from simeval.sim.vehicle import VehicleConfig
 from simeval.track.circuit import Circuit
 from simeval.track.lookup import RoadGrid
 
 STARTS = ("spawn", "random")
+RESET_OPTIONS = ("start", "pose")
 DEFAULT_SPEED_FOR_TIMEOUT_MPS = 3.0
+POSE_MARGIN_M = 1000.0
+"""How far outside the circuit's bounding box a start pose may lie (m): off the road an episode
+ends at once as 'off_track'; much further out the renderers' float32 arithmetic breaks down."""
 
 
 class Termination(str, Enum):
@@ -57,6 +62,19 @@ class Termination(str, Enum):
         return self in (Termination.TIMEOUT, Termination.STUCK)
 
 
+class ActionError(SimevalError, ValueError):
+    """An action that is not two real numbers (a wrong shape or type): the caller's bug, refused
+    like gymnasium's own envs refuse an action outside their space, not an outcome of the episode."""
+
+
+class ResetNeededError(SimevalError, gym.error.ResetNeeded):
+    """``step`` with no episode running: before the first ``reset``, or after the episode ended."""
+
+
+class EnvClosedError(SimevalError, gym.error.ClosedEnvironmentError):
+    """``reset``, ``step`` or ``render`` after ``close``: the renderer is released."""
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Every setting of the environment but the circuit and the render mode."""
@@ -81,27 +99,30 @@ class EnvConfig:
     sim: SimConfig = SimConfig()
 
     def __post_init__(self) -> None:
-        if self.renderer not in RENDERERS:
-            raise UnknownNameError("renderer", str(self.renderer), RENDERERS)
-        if self.start not in STARTS:
-            raise ConfigError(f"start must be one of {STARTS}, got {self.start!r}")
+        check_name("renderer", self.renderer, RENDERERS)
+        check_name("start", self.start, STARTS)
         get_scenario(self.scenario)  # an unknown name fails here
-        _check_number("latency_s", self.latency_s, minimum=0.0)
+        check_number("latency_s", self.latency_s, at_least=0.0, at_most=MAX_PERIOD_S)
         if self.max_time_s is not None:
-            _check_number("max_time_s", self.max_time_s, minimum=0.0, inclusive=False)
-        _check_number("stuck_window_s", self.stuck_window_s, minimum=0.0, inclusive=False)
-        _check_number("stuck_min_progress_m", self.stuck_min_progress_m, minimum=0.0)
+            check_number("max_time_s", self.max_time_s, above=0.0)
+        # At least one tick of the clock: a shorter window rounds to none and has no progress to measure.
+        check_number("stuck_window_s", self.stuck_window_s, at_least=1 / US)
+        check_number("stuck_min_progress_m", self.stuck_min_progress_m, at_least=0.0)
         for key, kind in (("camera", CameraConfig), ("vehicle", VehicleConfig), ("sim", SimConfig)):
             if not isinstance(getattr(self, key), kind):
                 raise ConfigError(f"{key} must be a {kind.__name__}, got {type(getattr(self, key)).__name__}")
 
-
-def _check_number(key: str, value: Any, *, minimum: float, inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= minimum if inclusive else value > minimum)
-    if not ok:
-        relation = ">=" if inclusive else ">"
-        raise ConfigError(f"{key} must be a finite number {relation} {minimum:g}, got {value!r}")
+    @classmethod
+    def with_settings(cls, config: EnvConfig | None, settings: dict[str, Any]) -> EnvConfig:
+        """``config`` (default: the defaults) with the ``settings`` given by field name on top, as
+        ``FollowLineEnv(..., max_time_s=30)`` and ``gymnasium.make(ENV_ID, max_time_s=30)`` pass them."""
+        if config is not None and not isinstance(config, EnvConfig):
+            raise ConfigError(f"config must be an EnvConfig, got {type(config).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in settings:
+            if key not in names:
+                raise UnknownNameError("env setting", key, names)
+        return dataclasses.replace(config or cls(), **settings) if settings else config or cls()
 
 
 class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
@@ -116,8 +137,11 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     ``Box([0, -1], [1, 1], float32)``: forward speed and yaw rate (counter-clockwise +) as
     fractions of the car's limits (``VehicleConfig``: 25 m/s, 8 rad/s), the normalised box that
     gymnasium recommends. ``to_action(v, w)`` turns a command in m/s and rad/s into an action;
-    ``info`` reports the executed v and w in SI units. A NaN or infinite action ends the episode
-    with termination 'invalid_action'.
+    ``info`` reports the executed v and w in SI units. Values outside the box are clipped to the
+    car's limits (as Pendulum and MountainCarContinuous clip); a NaN or infinite value ends the
+    episode with termination 'invalid_action' (an outcome the rollout records). An action that is
+    not two real numbers (another shape, a non-numeric dtype, a scalar) is the caller's bug and
+    raises ``ActionError``, as gymnasium's own envs refuse an action outside their space.
 
     ## Observation Space
     ``Box(0, 255, (66, 200, 3), uint8)``: RGB, the bottom half of a 640x480, 90 deg HFOV camera
@@ -136,7 +160,10 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     Terminated: wall contact ('off_track'), lap closed ('lap_completed'), bad action
     ('invalid_action'). Truncated: simulated time over ``max_time_s`` ('timeout'; default twice
     the circuit's reference lap time, or lap length / 3 m/s), or under 0.5 m of progress in 10 s
-    ('stuck'). ``info["termination"]`` names the reason.
+    ('stuck'). ``info["termination"]`` names the reason. Once an episode has ended, ``step``
+    raises ``ResetNeededError`` (a ``gymnasium.error.ResetNeeded``) until ``reset``: a step after
+    the end would drive on from a state the episode has already left (a wall, the finish line, a
+    bad action), which gymnasium's API leaves undefined and its vector envs never do (they reset).
 
     ## Info
     ``x, y, yaw`` (pose), ``v, w`` (executed command), ``s`` (arc length on the lap), ``d``
@@ -148,7 +175,10 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     time limit, latency, stuck rule, and the camera, vehicle and clock records), ``render_mode``
     (None, or 'rgb_array': a top-down heading-up map around the car). With a measured latency the
     latency can change between steps: set ``latency_s`` (through wrappers:
-    ``env.set_wrapper_attr("latency_s", seconds)``).
+    ``env.set_wrapper_attr("latency_s", seconds)``). Any ``EnvConfig`` field may also be given by
+    name, over ``config``: ``gymnasium.make("simeval/FollowLine-v0", max_time_s=30.0)``. A bad
+    argument raises ``ConfigError`` (or ``UnknownNameError`` for a name) at construction. After
+    ``close``, ``reset``, ``step`` and ``render`` raise ``EnvClosedError``: make a new env.
 
     ## Version History
     * v0: first version.
@@ -156,14 +186,21 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, circuit: str | Circuit = "simple", config: EnvConfig | None = None, *, render_mode: str | None = None):
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+    def __init__(
+        self,
+        circuit: str | Circuit = "simple",
+        config: EnvConfig | None = None,
+        *,
+        render_mode: str | None = None,
+        **settings: Any,
+    ):
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and not (isinstance(render_mode, str) and render_mode in modes):
+            raise ConfigError(f"render_mode must be None or one of {modes}, got {brief(render_mode)}")
         if not isinstance(circuit, (str, Circuit)):
-            raise ConfigError(f"circuit must be a circuit name or a Circuit, got {type(circuit).__name__} {circuit!r}")
-        if config is not None and not isinstance(config, EnvConfig):
-            raise ConfigError(f"config must be an EnvConfig, got {type(config).__name__}")
-        self.config = config = config or EnvConfig()
+            raise ConfigError(f"circuit must be a circuit name or a Circuit, got {type(circuit).__name__} {brief(circuit)}")
+        self._closed = False
+        self.config = config = EnvConfig.with_settings(config, settings)
         self.circuit = circuit if isinstance(circuit, Circuit) else Circuit.from_name(circuit)
         self.render_mode = render_mode
         self.max_time_s = config.max_time_s if config.max_time_s is not None else default_timeout_s(self.circuit)
@@ -209,20 +246,20 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     @latency_s.setter
     def latency_s(self, seconds: float) -> None:
-        _check_number("latency_s", seconds, minimum=0.0)
+        check_number("latency_s", seconds, at_least=0.0, at_most=MAX_PERIOD_S)
         self._latency_us = round(seconds * US)
 
     # ---------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._check_open()
+        if seed is not None:
+            check_number("seed", seed, at_least=0, integer=True)
+        options = _checked_options(options)
         super().reset(seed=seed)
-        options = options or {}
         start = options.get("start", self.config.start)
-        if start not in STARTS:
-            raise ConfigError(f"options['start'] must be one of {STARTS}, got {start!r}")
+        check_name("start", start, STARTS)
         if "pose" in options:
-            pose = tuple(float(v) for v in options["pose"])
-            if len(pose) != 3 or not all(np.isfinite(pose)):
-                raise ConfigError(f"options['pose'] must be three finite numbers (x_m, y_m, yaw_rad), got {options['pose']!r}")
+            pose = _checked_pose(options["pose"], self.circuit)
         elif start == "random":
             s0 = float(self.np_random.uniform(0.0, self.circuit.length_m))
             x, y = self.circuit.position(s0)
@@ -241,13 +278,17 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         return self._obs, self._info()
 
     def step(self, action):
+        self._check_open()
         if self._obs is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (2,) or not np.all(np.isfinite(action)):
+            raise ResetNeededError("step() before reset(): call reset() first")
+        if self._termination is not None:
+            raise ResetNeededError(f"the episode is over ({self._termination}); call reset() to start a new one")
+        action = _checked_action(action)
+        if not np.all(np.isfinite(action)):
             self._termination = Termination.INVALID_ACTION
-            return self._obs, 0.0, True, False, self._info()
-        command = action * self._action_scale
+            return self._obs.copy(), 0.0, True, False, self._info()
+        with np.errstate(over="ignore"):  # a huge finite action overflows to inf, which the car clips
+            command = action * self._action_scale
         before = self.sim.progress_m
         frame_us = self.sim.time_us
         latency_us = self._latency_us
@@ -267,9 +308,14 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     def to_action(self, v: float, w: float) -> NDArray[np.float64]:
         """The action for a command of ``v`` m/s and ``w`` rad/s (NaN stays NaN, so it is caught)."""
-        return np.array([v, w], dtype=np.float64) / self._action_scale
+        try:
+            command = np.array([v, w], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise ActionError(f"to_action takes two real numbers (v m/s, w rad/s), got {brief(v)}, {brief(w)}") from None
+        return command / self._action_scale
 
     def render(self) -> NDArray[np.uint8] | None:
+        self._check_open()
         if self.render_mode != "rgb_array":
             return None
         if self._map_view is None:
@@ -280,11 +326,18 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         return self._map_view.render(st.x, st.y, st.yaw)
 
     def close(self) -> None:
-        if getattr(self, "_renderer", None) is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Release the renderer (a pybullet connection) and the map view; safe to call twice."""
+        self._closed = True
+        renderer, self._renderer = getattr(self, "_renderer", None), None
+        if renderer is not None:
+            renderer.close()
+        self._map_view = None
 
     # ------------------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EnvClosedError("the env is closed; make a new one")
+
     def _see(self, x: float, y: float, yaw: float) -> NDArray[np.uint8]:
         """The camera frame as the scenario perturbs it."""
         frame = self._renderer.render(x, y, yaw)
@@ -331,6 +384,50 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             "lap_time_s": sim.lap_time_s,
             "termination": self._termination,
         }
+
+
+def _checked_action(action: Any) -> NDArray[np.float64]:
+    """``action`` as two float64 values (NaN and inf pass: the env ends the episode on them)."""
+    try:
+        array = np.asarray(action)
+    except (TypeError, ValueError, OverflowError):  # ragged nesting, objects numpy cannot hold
+        array = None
+    if array is None or array.dtype.kind not in "iuf" or array.shape != (2,):
+        got = f"{type(action).__name__} {brief(action)}"
+        if array is not None:
+            got += f" (shape {array.shape}, dtype {array.dtype})"
+        raise ActionError(f"an action must be two real numbers, shape (2,): speed and yaw rate as fractions of the car's limits; got {got}")
+    return np.asarray(action, dtype=np.float64)
+
+
+def _checked_options(options: Any) -> dict[str, Any]:
+    """``reset``'s options: a dict (or None) of the known keys."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"options must be a dict (start, pose) or None, got {type(options).__name__} {brief(options)}")
+    for key in options:
+        if key not in RESET_OPTIONS:
+            raise UnknownNameError("reset option", str(key), RESET_OPTIONS)
+    return options
+
+
+def _checked_pose(pose: Any, circuit: Circuit) -> tuple[float, float, float]:
+    """``options['pose']`` as three finite floats (x_m, y_m, yaw_rad), within ``POSE_MARGIN_M`` of
+    the circuit."""
+    try:
+        values = () if isinstance(pose, (str, bytes)) else tuple(float(v) for v in pose)
+    except (TypeError, ValueError, OverflowError):
+        values = ()
+    if len(values) != 3 or not all(np.isfinite(values)):
+        raise ConfigError(f"options['pose'] must be three finite numbers (x_m, y_m, yaw_rad), got {brief(pose)}")
+    low, high = circuit.xy.min(axis=0) - POSE_MARGIN_M, circuit.xy.max(axis=0) + POSE_MARGIN_M
+    if not np.all((low <= values[:2]) & (values[:2] <= high)):
+        raise ConfigError(
+            f"options['pose'] must lie within {POSE_MARGIN_M:g} m of circuit '{circuit.name}' "
+            f"(x in [{low[0]:.0f}, {high[0]:.0f}], y in [{low[1]:.0f}, {high[1]:.0f}]), got {brief(pose)}"
+        )
+    return values
 
 
 def default_timeout_s(circuit: Circuit) -> float:

@@ -2,21 +2,24 @@
 
 Exit codes: 0 the lap ran (whether or not it was completed: that is a result, not an error);
 2 bad input (unknown name, bad circuit file, unwritable folder, agent that cannot load);
-3 the agent failed mid-lap (raised, or returned NaN/inf): the results are still written.
+3 the agent failed at any point of its life (its constructor, reset, act or close raised or called
+sys.exit, or it returned NaN/inf): the results are still written; 130 interrupted (Ctrl-C):
+nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
+from simeval.agents.base import close_agent
+from simeval.atomic import clean_stale, ensure_writable
 from simeval.errors import ResultsError, SimevalError
 from simeval.options import add_dataclass_arguments, dataclass_from_args
 
 EXIT_BAD_INPUT = 2
 EXIT_AGENT_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,19 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(parser, RunConfig)
     parser.add_argument("--list-agents", action="store_true", help="print the registered agent names and exit")
     return parser
-
-
-def ensure_writable(folder: Path) -> None:
-    """Fail before the lap, not after it, when results cannot be written."""
-    parent = folder.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise ResultsError(f"cannot write results under {parent}: {exc.strerror or exc}; pass --out with a writable folder") from None
-    if folder.exists():
-        raise ResultsError(f"{folder} already exists; choose another --out folder or remove it")
 
 
 def format_metrics(metrics: dict[str, object]) -> str:
@@ -64,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimevalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the lap was not finished and nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,13 +68,16 @@ def _run(args: argparse.Namespace) -> int:
     config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
     ensure_writable(out)
+    if out.exists():
+        raise ResultsError(f"{out} already exists; choose another --out folder or remove it")
+    clean_stale(out.parent)  # what runs killed mid-write left there (never a live run's)
     agent = load_agent(config.agent, contract=config.contract, trust_model=config.trust_model)
     try:
         record, metrics = run_and_save(agent, config, out)
     finally:
-        agent.close()
+        closed = close_agent(agent)
     print(f"{config.agent} on {config.circuit} (seed {config.seed}, {config.timing}):")
-    print(format_metrics(metrics.as_dict()))
+    print(format_metrics({k: v for k, v in metrics.as_dict().items() if k != "error"}))  # the error gets its own line
     print(f"results: {out}")
     if record.termination in (Termination.AGENT_ERROR, Termination.INVALID_ACTION):
         print(
@@ -89,6 +85,9 @@ def _run(args: argparse.Namespace) -> int:
             f"the partial lap is in {out}",
             file=sys.stderr,
         )
+        return EXIT_AGENT_FAILED
+    if closed is not None:
+        print(f"error: agent '{config.agent}' failed after the lap, in close(): {closed}; the lap is in {out}", file=sys.stderr)
         return EXIT_AGENT_FAILED
     return 0
 

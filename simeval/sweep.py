@@ -5,7 +5,10 @@ same command does only the missing runs. ``DIR/summary.csv`` and ``DIR/report.md
 from the run folders at the end. The sweep itself is ``simeval.eval.sweep``.
 
 Exit codes: 0 every run ran (a lap not completed is a result, not an error); 2 bad input, or an
-agent named explicitly that cannot load here; 3 a run failed (the agent raised mid-lap).
+agent named explicitly that cannot load here; 3 a run failed (its agent raised or exited at any
+point of its life, returned NaN, or its worker process died): the other runs still ran, and
+summary.csv and report.md list the failure; 130 interrupted (Ctrl-C): the finished runs are kept
+and reported, rerunning the same command does the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from simeval.options import add_dataclass_arguments, dataclass_from_args
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,20 +43,46 @@ def main(argv: list[str] | None = None) -> int:
     except SimevalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # a second Ctrl-C while the report was being written
+        print("interrupted: the finished runs are kept; rerun the same command to finish the sweep", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return report_outcome(config, outcome)
+
+
+def report_outcome(config: SweepConfig, outcome: dict) -> int:
+    """Print what the sweep did, a line per skipped agent and one line for the failures; the exit code."""
     out = Path(config.out)
+    failed = outcome["failed"]
     print(
         f"{outcome['total']} runs: {outcome['ran']} ran, {outcome['kept']} kept from before, "
-        f"{len(outcome['failed'])} failed, {sum(1 for _ in outcome['unavailable'])} agents unavailable "
+        f"{sum(r['status'] == 'failed' for r in failed)} failed, {len(outcome['unavailable'])} agents unavailable "
         f"({outcome['wall_s']:.1f} s)"
     )
+    print(f"summary: {out / 'summary.csv'}\nreport: {out / 'report.md'}")
     for name, error in sorted(outcome["unavailable"].items()):
         print(f"skipped agent '{name}': {error}", file=sys.stderr)
-    for failed in outcome["failed"]:
-        print(f"error: run {failed['out']} failed: {failed['error']}", file=sys.stderr)
-    print(f"summary: {out / 'summary.csv'}\nreport: {out / 'report.md'}")
+    if outcome["interrupted"]:
+        print(f"interrupted: {outcome['done']} of {outcome['total']} runs are done and reported in "
+              f"{out}; rerun the same command to do the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failed:
+        print(f"error: {failures_line(failed)}; summary.csv and report.md say why", file=sys.stderr)
     if outcome["unavailable"] and config.agents.strip() != "all":
         return EXIT_BAD_INPUT
-    return EXIT_RUN_FAILED if outcome["failed"] else 0
+    return EXIT_RUN_FAILED if failed else 0
+
+
+def failures_line(failed: list[dict]) -> str:
+    """``N runs failed (first: RUN: ERROR)``, and the agents whose ``close`` failed."""
+    runs = [r for r in failed if r["status"] == "failed"]
+    closes = [r for r in failed if r["status"] == "close_failed"]
+    parts = []
+    if runs:
+        first = runs[0]
+        parts.append(f"{len(runs)} run{'s' if len(runs) > 1 else ''} failed (first: {Path(first['out']).name}: {first['error']})")
+    if closes:
+        parts.append("agent " + ", ".join(f"'{r['agent']}' failed {r['error']}" for r in closes))
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

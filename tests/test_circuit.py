@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simeval.errors import CircuitError, UnknownNameError
+from simeval.errors import CircuitError
 from simeval.track.circuit import Circuit, CircuitMeta
 
 RADIUS_M = 30.0
@@ -99,7 +99,7 @@ def test_save_and_from_file_round_trip(wavy: Circuit, tmp_path: Path) -> None:
 
 def test_refuses_a_bend_tighter_than_the_road() -> None:
     with pytest.raises(CircuitError, match="tighter than the road"):
-        Circuit.from_points(circle_rows(radius=1.2, count=40, w_right=1.5, w_left=1.5), CircuitMeta("tight"))
+        Circuit.from_points(circle_rows(radius=2.0, count=40, w_right=1.95, w_left=1.95), CircuitMeta("tight"))
 
 
 def horseshoe_rows(gap_deg: float) -> np.ndarray:
@@ -150,13 +150,13 @@ GOOD_ROWS = "".join(f"{r[0]:.3f},{r[1]:.3f},1.5,1.5\n" for r in circle_rows())
             r"bad\.csv:3: expected the column header",
         ),
         (GOOD_HEADER + GOOD_ROWS + "1.0,2.0,3.0\n", r"bad\.csv:124: expected 4 values"),
-        (GOOD_HEADER + "1.0,two,1.5,1.5\n" + GOOD_ROWS, r"bad\.csv:4: not a number"),
-        (GOOD_HEADER + GOOD_ROWS.replace("1.5,1.5", "nan,1.5", 1), r"data row 1, column w_right_m"),
+        (GOOD_HEADER + "1.0,two,1.5,1.5\n" + GOOD_ROWS, r"bad\.csv:4: column y_m is not a number: 'two'"),
+        (GOOD_HEADER + GOOD_ROWS.replace("1.5,1.5", "nan,1.5", 1), r"bad\.csv:4: column w_right_m is nan"),
         (GOOD_HEADER + "0,0,1,1\n1,0,1,1\n1,1,1,1\n", "at least 4 points"),
         ('# format: "simeval-circuit/1"\nx_m,y_m,w_right_m,w_left_m\n' + GOOD_ROWS, "header has no 'name'"),
         (
             '# format: "simeval-circuit/1"\n# name: "bad"\n# scale: -2\nx_m,y_m,w_right_m,w_left_m\n' + GOOD_ROWS,
-            "scale must be a positive number",
+            r"bad\.csv:3: header scale must be a number from 0\.0001 to 10000, got -2",
         ),
     ],
 )
@@ -173,8 +173,16 @@ def test_unknown_header_key_suggests_the_nearest(tmp_path: Path) -> None:
     path.write_text(
         '# format: "simeval-circuit/1"\n# name: "typo"\n# scael: 1.0\nx_m,y_m,w_right_m,w_left_m\n' + GOOD_ROWS
     )
-    with pytest.raises(UnknownNameError, match="Did you mean 'scale'"):
+    with pytest.raises(CircuitError, match=r"typo\.csv:3: unknown header key 'scael' \(did you mean 'scale'\?\)"):
         Circuit.from_file(path)
+
+
+def test_the_track_layers_car_width_is_the_simulators() -> None:
+    """``simeval.track.limits`` repeats the car's width (track may not import sim): keep them equal."""
+    from simeval.sim.vehicle import VehicleConfig
+    from simeval.track.limits import CAR_WIDTH_M
+
+    assert CAR_WIDTH_M == VehicleConfig().width_m
 
 
 def test_missing_circuit_file(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ pytest.importorskip("pybullet")
 
 from simeval.sim import pybullet_renderer
 from simeval.sim.camera import PALETTE, CameraConfig, red_line_mask
-from simeval.sim.pybullet_renderer import PybulletRenderer
+from simeval.sim.pybullet_renderer import PybulletRenderer, RendererClosedError, mesh_lists
 from simeval.sim.renderer import Renderer, make_renderer
 from simeval.track.circuit import Circuit
 
@@ -136,8 +136,22 @@ def test_close_twice_is_safe() -> None:
     renderer.render(*circuit.spawn_pose)
     renderer.close()
     renderer.close()
-    with pytest.raises(RuntimeError, match="after close"):
+    with pytest.raises(RendererClosedError, match="renderer is closed; make a new one"):
         renderer.render(*circuit.spawn_pose)
     raster = make_renderer("raster", circuit, CameraConfig())
     raster.close()
     raster.close()
+
+
+def test_the_same_mesh_is_handed_to_pybullet_as_the_same_lists() -> None:
+    """pybullet keeps every vertex list it is given alive for good (a reference leak in its
+    createVisualShape), so a second renderer of the same world must give it the same lists, not
+    copies: that is what keeps make/close cycles from growing memory."""
+    circuit = Circuit.from_name("simple")
+    vertices = circuit.xy[:40]
+    mesh = pybullet_renderer.strip_mesh(vertices, vertices + 0.1)
+    first, again = mesh_lists(mesh), mesh_lists((mesh[0].copy(), mesh[1].copy()))
+    assert first["vertices"] is again["vertices"] and first["indices"] is again["indices"]
+    assert first["vertices"] == mesh[0].tolist() and first["indices"] == mesh[1].tolist()
+    other = mesh_lists(pybullet_renderer.strip_mesh(vertices, vertices + 0.2))
+    assert other["vertices"] is not first["vertices"]

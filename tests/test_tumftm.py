@@ -131,8 +131,8 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
 
 
 def test_road_too_wide_for_its_bends_names_file_and_scale(tmp_path: Path) -> None:
-    with pytest.raises(CircuitError, match=r"track\.csv at scale 1:100: bend .* tighter than the road"):
-        convert(write(tmp_path, loop_lines()), CircuitMeta("c", scale=0.01), road_width_m=3.0)
+    with pytest.raises(CircuitError, match=r"track\.csv at scale 1:50: bend .* tighter than the road"):
+        convert(write(tmp_path, loop_lines()), CircuitMeta("c", scale=0.02), road_width_m=4.0)
 
 
 # ------------------------------------------------------------------------------------- smoothing

@@ -67,3 +67,43 @@ class Agent(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions, engines or threads."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for what an agent raised: ``Type: message``, or the ``sys.exit`` it called."""
+    if isinstance(exc, SystemExit):
+        return f"the agent called sys.exit({exc.code!r})"
+    if isinstance(exc, AgentFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def close_agent(agent: Agent) -> str | None:
+    """Close ``agent``; what its ``close`` raised, described, or None (a run's results are written
+    by then: the caller reports it)."""
+    try:
+        agent.close()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the agent's own failure, reported by the caller
+        return describe_failure(exc)
+    return None
+
+
+class AgentFailed(Exception):
+    """An agent's failure outside ``act``, already described in full (``FailedAgent``'s)."""
+
+
+class FailedAgent(Agent):
+    """Stands in for an agent whose constructor raised, so that the run is recorded like any other
+    agent failure (termination 'agent_error', results written) instead of ending in a traceback:
+    every episode ends before its first step, with the reason."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__()
+        self.reason = f"the agent's constructor raised {describe_failure(error)}"
+        self.info = AgentInfo(name=name, framework="unknown", settings={"error": self.reason})
+
+    def reset(self, circuit: Circuit) -> None:
+        raise AgentFailed(self.reason)
+
+    def act(self, observation: NDArray[np.uint8], info: dict[str, Any]) -> tuple[float, float]:
+        raise AgentFailed(self.reason)

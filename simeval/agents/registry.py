@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from simeval.agents.base import Agent
+from simeval.agents.base import Agent, AgentInfo, FailedAgent
 from simeval.agents.card import CARD_FILE, model_dir, read_card, shipped_contract
 from simeval.agents.contract import SUFFIX, Artifact, ModelContract, preset, read_contract
 from simeval.agents.formats import format_of, missing, runtime_class
@@ -125,7 +125,24 @@ def load_agent(name: str, *, contract: Path | None = None, trust_model: bool = F
         return _agent_class(name, EXPERTS[name])()
     if ":" not in name:
         raise UnknownNameError("agent", name, agent_names())
-    return _agent_class(name, name)()
+    return _construct(name, _agent_class(name, name))
+
+
+def _construct(name: str, cls: type[Agent]) -> Agent:
+    """A user's agent: one whose constructor raises becomes a ``FailedAgent`` (its runs are recorded
+    as agent errors); one without an ``AgentInfo`` as ``info`` is not an agent (bad input)."""
+    try:
+        agent = cls()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure is the agent's
+        return FailedAgent(name, exc)
+    try:
+        info = agent.info
+    except Exception:  # noqa: BLE001 - a missing or broken `info` property: the same mistake
+        info = None
+    if not isinstance(info, AgentInfo):
+        raise AgentError(f"agent '{name}': {cls.__name__} has no `info` (an AgentInfo with at least name and framework); "
+                         "set it in the class or its constructor")
+    return agent
 
 
 def _agent_class(name: str, target: str) -> type[Agent]:

@@ -68,6 +68,9 @@ class LapMetrics:
     """Length of the lap along the centre line (m)."""
     steps: int
     """Agent decisions."""
+    error: str | None = None
+    """What the agent did wrong when termination is 'agent_error' or 'invalid_action' (absent from
+    metrics.json files written before it was recorded)."""
 
     def as_dict(self) -> dict[str, Any]:
         """metrics.json's content (keys in field order)."""
@@ -152,6 +155,7 @@ def compute_metrics(record: LapRecord, circuit: Circuit, profile: DeviationProfi
         progress_m=record.progress_m,
         lap_length_m=record.lap_length_m,
         steps=len(record.v_cmd),
+        error=record.error,
     )
 
 

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.atomic import write_bytes_atomic, write_text_atomic
+from simeval.env import Termination
+from simeval.eval.failures import FailedRun, load_failures
 from simeval.eval.metrics import DeviationProfile, LapMetrics
-from simeval.eval.results import read_deviation_csv
+from simeval.eval.results import RUNS_DIR, read_deviation_csv
 
 RUN_COLUMNS = ("agent", "circuit", "scenario", "seed", "timing", "latency_ms", "latency_scale")
 """The columns of summary.csv before the metrics (every key of metrics.json follows)."""
@@ -64,7 +66,7 @@ class Run:
 def load_runs(out: Path) -> list[Run]:
     """Every complete run folder under ``out/runs`` (temporary ``.partial`` folders are not runs)."""
     runs = []
-    for folder in sorted((Path(out) / "runs").glob("*")):
+    for folder in sorted((Path(out) / RUNS_DIR).glob("*")):
         if folder.name.startswith(".") or not (folder / "metrics.json").is_file():
             continue
         config = json.loads((folder / "config.json").read_text())
@@ -73,8 +75,9 @@ def load_runs(out: Path) -> list[Run]:
     return runs
 
 
-def summary_csv(runs: list[Run]) -> str:
-    """A row per run: its settings, then every metric."""
+def summary_csv(runs: list[Run], failures: Sequence[FailedRun] = ()) -> str:
+    """A row per run: its settings, then every metric; a run that failed without a folder has its
+    settings, termination and error alone."""
     keys = [f.name for f in fields(LapMetrics)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -83,6 +86,9 @@ def summary_csv(runs: list[Run]) -> str:
         settings = {**run.run, "scenario": run.scenario}
         metrics = run.metrics.as_dict()
         writer.writerow([_cell(settings.get(c)) for c in RUN_COLUMNS] + [_cell(metrics[k]) for k in keys])
+    for failed in failures:
+        metrics = {"termination": failed.termination, "error": failed.error}
+        writer.writerow([_cell(failed.run.get(c)) for c in RUN_COLUMNS] + [_cell(metrics.get(k)) for k in keys])
     return buffer.getvalue()
 
 
@@ -154,6 +160,24 @@ def driving_table(circuit: str, agents: list[str], runs: list[Run]) -> list[str]
             f"| {mean_spread(_values(mine, lambda m: m.inference_time_mean_s, 1e3), 3)} |"
         )
     return lines
+
+
+def failures_table(runs: list[Run], failures: Sequence[FailedRun]) -> list[str]:
+    """Every run that failed, with why: agents that raised or returned NaN (their partial lap is
+    in the run folder), and runs whose worker died or that crashed (no folder)."""
+    rows = [(r.folder.name, str(r.metrics.termination), r.metrics.error or "") for r in runs
+            if r.metrics.termination in (Termination.AGENT_ERROR, Termination.INVALID_ACTION)]
+    rows += [(f.name, f.termination, f.error) for f in failures]
+    if not rows:
+        return []
+    lines = ["## Failed runs", "", "| Run | Termination | Error |", "|---|---|---|"]
+    lines += [f"| {name} | {termination} | {_md(error)} |" for name, termination, error in sorted(rows)]
+    return [*lines, ""]
+
+
+def _md(text: str) -> str:
+    """``text`` as one Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def completion_table(agents: list[str], scenarios: list[str], runs: list[Run]) -> list[str]:
@@ -258,20 +282,28 @@ def _colours(n: int) -> list[Any]:
 
 # ------------------------------------------------------------------------------------ report
 def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[str] | None = None,
-                 scenarios: list[str] | None = None, unavailable: dict[str, str] | None = None) -> Path:
-    """Write summary.csv, report.md and its PNGs in ``out`` from the run folders found there."""
+                 scenarios: list[str] | None = None, unavailable: dict[str, str] | None = None,
+                 plots: bool = True) -> Path:
+    """Write summary.csv, report.md and its PNGs in ``out`` from the run folders found there.
+
+    ``plots=False`` (an interrupted sweep, which must stop at once) writes the tables alone and
+    says that the plots come with the next complete sweep."""
     from simeval.track.circuit import Circuit
 
     out = Path(out)
-    runs = load_runs(out)
-    write_text_atomic(out / "summary.csv", summary_csv(runs))
+    runs, failures = load_runs(out), load_failures(out)
+    write_text_atomic(out / "summary.csv", summary_csv(runs, failures))
     agents = [a for a in (agents or sorted({r.agent for r in runs})) if any(r.agent == a for r in runs)]
     circuits = [c for c in (circuits or sorted({r.circuit for r in runs})) if any(r.circuit == c for r in runs)]
     scenarios = [s for s in (scenarios or sorted({r.scenario for r in runs})) if any(r.scenario == s for r in runs)]
-    lines = [f"# Sweep report: {out}", "", f"{len(runs)} runs; timing: {', '.join(sorted({str(r.run.get('timing')) for r in runs})) or '-'}.", ""]
+    lines = [f"# Sweep report: {out}", "", f"{len(runs) + len(failures)} runs; timing: {', '.join(sorted({str(r.run.get('timing')) for r in runs})) or '-'}.", ""]
     if unavailable:
         lines += ["Agents that cannot load here (not run):", ""]
         lines += [f"- `{name}`: {error}" for name, error in sorted(unavailable.items())] + [""]
+    if not plots:
+        lines += ["The sweep was interrupted: these tables cover the finished runs, and the plots are drawn when "
+                  "the same command, rerun, completes it.", ""]
+    lines += failures_table(runs, failures)
     if scenarios != ["nominal"]:
         lines += ["## Completion per scenario", "", "Laps completed over every circuit and seed.", "",
                   *completion_table(agents, scenarios, runs), ""]
@@ -280,22 +312,24 @@ def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[s
         for scenario in scenarios:
             mine = [r for r in runs if r.circuit == name and r.scenario == scenario]
             if mine:
-                lines += _circuit_section(out, circuit, scenario, agents, mine)
-    if runs:
+                lines += _circuit_section(out, circuit, scenario, agents, mine, plots)
+    if runs and plots:
         write_bytes_atomic(out / "latency_vs_deviation.png", latency_png(runs))
         lines += ["## Latency versus deviation", "", "![latency versus deviation](latency_vs_deviation.png)", ""]
     return write_text_atomic(out / "report.md", "\n".join(lines))
 
 
-def _circuit_section(out: Path, circuit: Any, scenario: str, agents: list[str], runs: list[Run]) -> list[str]:
-    """The two tables of one circuit (and scenario) and its plots, written beside report.md."""
+def _circuit_section(out: Path, circuit: Any, scenario: str, agents: list[str], runs: list[Run], plots: bool) -> list[str]:
+    """The two tables of one circuit (and scenario) and, with ``plots``, its plots, written beside report.md."""
     name = circuit.name
     tag = name if scenario == "nominal" else f"{name}__{scenario}"
     title = name if scenario == "nominal" else f"{name}, scenario {scenario}"
+    seeds = len({r.run["seed"] for r in runs})
+    lines = [f"## {title}", "", f"Mean ± std over {seeds} seed(s).", "", *model_table(name, agents, runs), "",
+             *driving_table(name, agents, runs), ""]
+    if not plots:
+        return lines
     first = [min((r for r in runs if r.agent == a), key=lambda r: int(r.run["seed"])) for a in agents if any(r.agent == a for r in runs)]
     write_bytes_atomic(out / f"trajectories_{tag}.png", trajectories_png(circuit, first))
     write_bytes_atomic(out / f"deviation_{tag}.png", deviation_png(circuit, first))
-    seeds = len({r.run["seed"] for r in runs})
-    return [f"## {title}", "", f"Mean ± std over {seeds} seed(s).", "", *model_table(name, agents, runs), "",
-            *driving_table(name, agents, runs), "",
-            f"![trajectories on {title}](trajectories_{tag}.png)", "", f"![deviation along {title}](deviation_{tag}.png)", ""]
+    return [*lines, f"![trajectories on {title}](trajectories_{tag}.png)", "", f"![deviation along {title}](deviation_{tag}.png)", ""]

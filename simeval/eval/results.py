@@ -24,6 +24,8 @@ from simeval.eval.metrics import DeviationProfile, LapMetrics
 from simeval.eval.rollout import LapRecord
 from simeval.paths import REPO_ROOT, results_dir
 
+RUNS_DIR = "runs"
+"""A sweep's run folders are ``DIR/runs/<run>/``."""
 TRAJECTORY_COLUMNS = ("t_s", "x_m", "y_m", "yaw_rad", "s_m", "d_m", "v_cmd_mps", "w_cmd_radps")
 
 

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.agents.base import Agent
+from simeval.agents.base import Agent, AgentFailed, describe_failure
 from simeval.env import Termination
 
 Command = tuple[float, float]
@@ -104,7 +104,8 @@ def rollout(
     None). ``perturb`` changes each finite command before it is sent (data collection adds noise);
     ``latency`` turns the wall time of a decision into the latency (s) that command acts with;
     ``on_step`` sees every decision. An agent that raises ends the episode as 'agent_error', one
-    that returns NaN or inf as 'invalid_action': outcomes, not crashes.
+    that returns NaN or inf as 'invalid_action': outcomes, not crashes (a ``reset`` that raises, or a
+    ``sys.exit`` call, too; only ``KeyboardInterrupt`` stops the loop).
     """
     base = env.unwrapped
     obs, info = env.reset(seed=seed, options=options)
@@ -112,17 +113,21 @@ def rollout(
         circuit=base.circuit.name, agent=label or agent.info.name, seed=seed,
         lap_length_m=base.circuit.length_m, start_s=float(info["s"]),
     )
-    agent.reset(base.circuit)
-    started = time.perf_counter()
     termination = info["termination"]
+    try:
+        agent.reset(base.circuit)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a failing agent is a recorded outcome, not a crash
+        record.termination = termination = Termination.AGENT_ERROR
+        record.error = describe_failure(exc) if isinstance(exc, AgentFailed) else f"in reset(): {describe_failure(exc)}"
+    started = time.perf_counter()
     steps = 0
     while termination is None and (max_steps is None or steps < max_steps):
         tick = time.perf_counter()
         try:
             command = agent.act(obs, info)
             v, w = (float(c) for c in command)
-        except Exception as exc:  # noqa: BLE001 - any agent failure is a recorded outcome, not a crash
-            record.termination, record.error = Termination.AGENT_ERROR, f"{type(exc).__name__}: {exc}"
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any agent failure is a recorded outcome, not a crash
+            record.termination, record.error = Termination.AGENT_ERROR, describe_failure(exc)
             break
         wall = time.perf_counter() - tick
         if not (math.isfinite(v) and math.isfinite(w)):

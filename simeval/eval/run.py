@@ -53,7 +53,12 @@ class RunConfig:
             raise ConfigError("--latency-ms needs --timing latency")
         if not (math.isfinite(self.latency_scale) and self.latency_scale > 0):
             raise ConfigError(f"latency_scale must be > 0, got {self.latency_scale}")
+        if self.max_time_s is not None and not (math.isfinite(self.max_time_s) and self.max_time_s > 0):
+            raise ConfigError(f"max_time_s must be a number of seconds > 0, got {self.max_time_s}; leave it out for the circuit's default")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
+        self.env_config()  # so do the env's settings (renderer, start)
 
     def as_dict(self) -> dict:
         return {f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path) else getattr(self, f.name)) for f in fields(self)}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -25,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from simeval.env import Termination
-from simeval.errors import ConfigError
-from simeval.eval.results import safe_name
+from simeval.errors import ConfigError, first_line
+from simeval.eval.results import RUNS_DIR, safe_name
 from simeval.eval.run import RunConfig, run_and_save
 from simeval.options import opt
 
 BACKENDS = ("process", "ray")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 """Set to 1 in every worker, so J workers use J cores and not J x (cores) threads."""
-RUNS_DIR = "runs"
 
 
 PER_RUN = ("agent", "circuit", "seed", "scenario", "out", "contract")
@@ -134,13 +132,9 @@ def single_thread_env() -> dict[str, str]:
 
 
 def init_worker() -> None:
-    """Pool initializer: one thread per worker (before any backend is imported)."""
+    """Worker initializer: one thread per worker, set before any backend is imported (torch and
+    TensorFlow read these variables when they load; the expert imports neither)."""
     os.environ.update(single_thread_env())
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
 
 
 _cached: dict[str, Any] = {}
@@ -151,11 +145,25 @@ def _agent(name: str, trust_model: bool) -> Any:
     from simeval.agents import load_agent
 
     if name not in _cached:
-        for old in _cached.values():
-            old.close()
-        _cached.clear()
+        close_cached()  # failures there were the previous agent's: reported when the worker retires
         _cached[name] = load_agent(name, trust_model=trust_model)
     return _cached[name]
+
+
+_close_failures: list[dict[str, str]] = []
+
+
+def close_cached() -> list[dict[str, str]]:
+    """Close the agent this worker holds; every ``close`` that failed so far, as {agent, error}
+    (a worker's last words: its runs are recorded by then)."""
+    from simeval.agents.base import close_agent
+
+    for name, agent in _cached.items():
+        error = close_agent(agent)
+        if error is not None:
+            _close_failures.append({"agent": name, "error": f"in close(): {error}"})
+    _cached.clear()
+    return list(_close_failures)
 
 
 def execute(config: RunConfig) -> dict[str, Any]:
@@ -166,7 +174,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
     from simeval.errors import AgentError
 
     init_worker()
-    key = {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "scenario": config.scenario, "out": str(config.out)}
+    key = run_key(config)
     if Path(config.out).exists():
         return {**key, "status": "done"}
     try:
@@ -183,26 +191,43 @@ def execute(config: RunConfig) -> dict[str, Any]:
     return {**key, "status": "failed" if failed else "ran", "error": record.error, "termination": str(metrics.termination)}
 
 
+def run_key(config: RunConfig) -> dict[str, Any]:
+    return {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "scenario": config.scenario, "out": str(config.out)}
+
+
+def died(config: RunConfig, reason: str) -> dict[str, Any]:
+    """The result of a run whose worker died under it (no folder was written)."""
+    return {**run_key(config), "status": "failed", "termination": "worker_died", "error": reason}
+
+
 # ------------------------------------------------------------------------------------ backends
 def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
-    """A bounded pool of spawned workers; each is replaced after ``max_tasks_per_child`` runs, so a
-    sweep's memory is that of ``jobs`` workers whatever the number of runs.
+    """The runs on ``jobs`` spawned workers (``simeval.eval.pool``): a worker that dies fails its
+    run alone; each is replaced after ``max_tasks_per_child`` runs, so a sweep's memory is that of
+    ``jobs`` workers whatever the number of runs. Agents whose ``close`` failed come last as
+    results of status 'close_failed'."""
+    from simeval.eval.pool import Died, Finished, run_tasks
 
-    ``multiprocessing.Pool`` and not ``ProcessPoolExecutor``: on Python 3.11 the executor's
-    ``max_tasks_per_child`` can hang once workers retire (CPython gh-115634).
-    """
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(processes=jobs, initializer=init_worker, maxtasksperchild=max_tasks_per_child) as pool:
-        yield from pool.imap_unordered(execute, configs, chunksize=1)
+    closing: dict[str, str] = {}
+    for outcome in run_tasks(configs, execute, jobs=jobs, tasks_per_worker=max_tasks_per_child,
+                             initializer=init_worker, finish=close_cached):
+        if isinstance(outcome, Finished):
+            yield outcome.value
+        elif isinstance(outcome, Died):
+            yield died(outcome.task, outcome.reason)
+        else:
+            closing.update((f["agent"], f["error"]) for f in outcome.value)
+    for agent, error in closing.items():
+        yield {"agent": agent, "status": "close_failed", "error": error}
 
 
 def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
     """The same runs as Ray tasks, one CPU each; a local instance with ``jobs`` CPUs unless ``address``.
-    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``), as in the pool."""
+    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``), as in the pool; a
+    task whose worker dies is a failed run."""
     try:
         import ray
+        from ray.exceptions import RayError
     except ImportError:
         raise ConfigError("--backend ray needs Ray: pip install 'simeval[ray]'") from None
     started_here = not ray.is_initialized()
@@ -213,24 +238,20 @@ def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_
         ray.init(address=address, **kwargs)
     try:
         remote = ray.remote(num_cpus=1, max_retries=0, max_calls=max_tasks_per_child)(execute)
-        pending = [remote.remote(c) for c in configs]
+        pending = {remote.remote(c): c for c in configs}
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            config = pending.pop(ready[0])
+            try:
+                yield ray.get(ready[0])
+            except RayError as exc:
+                yield died(config, f"the Ray worker failed: {first_line(exc)}")
     finally:
         if started_here:
             ray.shutdown()
 
 
 # ------------------------------------------------------------------------------------ the sweep
-def clean_partials(runs: Path) -> list[Path]:
-    """Remove the temporary folders of runs that were in flight when a sweep was killed."""
-    removed = sorted(runs.glob(".*.partial")) if runs.is_dir() else []
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
-
-
 def plan(config: SweepConfig, agents: list[str], circuits: list[str], scenarios: list[str]) -> list[RunConfig]:
     """Every combination not done yet, agent-major so a worker reuses the agent it loaded."""
     todo = []
@@ -245,38 +266,70 @@ def plan(config: SweepConfig, agents: list[str], circuits: list[str], scenarios:
 
 
 def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run what is missing, then rebuild summary.csv and report.md from every run folder."""
-    from tqdm import tqdm
+    """Run what is missing, then rebuild summary.csv and report.md from every run folder.
 
+    Ctrl-C stops the runs in flight (their folders are never half-written) and still writes the
+    summary and report of the finished runs; the outcome says ``interrupted``, and rerunning the
+    same sweep does the rest.
+    """
+    from simeval.atomic import clean_stale, ensure_writable
+    from simeval.eval.failures import record_failure, remove_resolved
     from simeval.eval.report import write_report
 
     agents, circuits = resolve_agents(config.agents), resolve_circuits(config.circuits)
     scenarios = resolve_scenarios(config.scenarios)
-    clean_partials(Path(config.out) / RUNS_DIR)
+    out = Path(config.out)
+    ensure_writable(out)
+    clean_stale(out / RUNS_DIR)
+    clean_stale(out)
     todo = plan(config, agents, circuits, scenarios)
     total = len(agents) * len(circuits) * len(scenarios) * config.seeds
-    results: list[dict[str, Any]] = []
     started = time.perf_counter()
-    if todo:
-        jobs = config.jobs or os.cpu_count() or 1
-        runner = (
-            run_ray(todo, jobs, config.address, config.max_tasks_per_child)
-            if config.backend == "ray"
-            else run_process_pool(todo, min(jobs, len(todo)), config.max_tasks_per_child)
-        )
-        bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
-        for result in runner:
-            results.append(result)
-            bar.set_postfix_str(f"{result['circuit']}/{result['scenario']}/{result['agent']}/{result['seed']}: {result.get('termination') or result['status']}")
-            bar.update(1)
-        bar.close()
+    results, interrupted = _drive(config, todo, total, progress)
+    planned = {str(run.out): run for run in todo}
+    for result in results:
+        if result["status"] == "failed" and not Path(result["out"]).exists():
+            record_failure(out, planned[result["out"]], result)
+    remove_resolved(out)
     unavailable = {r["agent"]: r["error"] for r in results if r["status"] == "unavailable"}
-    write_report(Path(config.out), agents=agents, circuits=circuits, scenarios=scenarios, unavailable=unavailable)
+    write_report(out, agents=agents, circuits=circuits, scenarios=scenarios, unavailable=unavailable, plots=not interrupted)
     return {
         "total": total,
         "ran": sum(r["status"] == "ran" for r in results),
-        "failed": [r for r in results if r["status"] == "failed"],
+        "failed": [r for r in results if r["status"] in ("failed", "close_failed")],
         "kept": total - len(todo),
+        "done": total - len(todo) + sum(Path(run.out).exists() for run in todo),
         "unavailable": unavailable,
+        "interrupted": interrupted,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def _drive(config: SweepConfig, todo: list[RunConfig], total: int, progress: bool) -> tuple[list[dict[str, Any]], bool]:
+    """Run ``todo`` on the configured backend with a progress bar: (each run's result, whether
+    Ctrl-C cut the sweep short)."""
+    from tqdm import tqdm
+
+    results: list[dict[str, Any]] = []
+    if not todo:
+        return results, False
+    jobs = config.jobs or os.cpu_count() or 1
+    runner = (
+        run_ray(todo, jobs, config.address, config.max_tasks_per_child)
+        if config.backend == "ray"
+        else run_process_pool(todo, min(jobs, len(todo)), config.max_tasks_per_child)
+    )
+    bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
+    try:
+        for result in runner:
+            results.append(result)
+            if result["status"] != "close_failed":
+                bar.set_postfix_str(f"{result['circuit']}/{result['scenario']}/{result['agent']}/{result['seed']}: "
+                                    f"{result.get('termination') or result['status']}")
+                bar.update(1)
+    except KeyboardInterrupt:
+        return results, True
+    finally:
+        runner.close()  # stops the workers still running, whatever ended the loop
+        bar.close()
+    return results, False

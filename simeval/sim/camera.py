@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.errors import ConfigError
+from simeval.sim.checks import check_number
+
+MAX_SIDE_PX = 4096
+"""Largest frame or sensor side: a typo of a few more digits would otherwise ask for gigabytes."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,13 @@ class CameraConfig:
     """Lens position ahead of the car's reference point."""
 
     def __post_init__(self) -> None:
-        if not 10.0 <= self.hfov_deg <= 170.0:
-            raise ConfigError(f"camera hfov_deg must be in [10, 170], got {self.hfov_deg}")
-        if self.height_m <= 0:
-            raise ConfigError(f"camera height_m must be > 0, got {self.height_m}")
-        if not 0 <= self.crop_top_px < self.full_height_px:
-            raise ConfigError(f"camera crop_top_px must be in [0, {self.full_height_px}), got {self.crop_top_px}")
+        for key in ("width_px", "height_px", "full_width_px", "full_height_px"):
+            check_number(f"camera {key}", getattr(self, key), at_least=1, at_most=MAX_SIDE_PX, integer=True)
+        check_number("camera crop_top_px", self.crop_top_px, at_least=0, below=self.full_height_px, integer=True)
+        check_number("camera hfov_deg", self.hfov_deg, at_least=10.0, at_most=170.0)
+        check_number("camera height_m", self.height_m, above=0.0)
+        check_number("camera pitch_rad", self.pitch_rad, above=-math.pi / 2, below=math.pi / 2)
+        check_number("camera forward_m", self.forward_m)
 
     @classmethod
     def sensor(cls) -> CameraConfig:

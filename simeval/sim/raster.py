@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from simeval.errors import ConfigError
 from simeval.sim.camera import PALETTE, CameraConfig
+from simeval.sim.checks import check_number
 from simeval.track.circuit import Circuit
 from simeval.track.lookup import RoadGrid
 
@@ -37,10 +38,8 @@ class PaintGaps:
     period_m: float
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.period_m) and self.period_m > 0):
-            raise ConfigError(f"period_m must be > 0, got {self.period_m}")
-        if not (math.isfinite(self.gap_m) and 0 < self.gap_m < self.period_m):
-            raise ConfigError(f"gap_m must be > 0 and < period_m ({self.period_m}), got {self.gap_m}")
+        check_number("period_m", self.period_m, above=0.0)
+        check_number("gap_m", self.gap_m, above=0.0, below=self.period_m)
 
     def unpainted(self, s: NDArray[np.float32], lap_m: float) -> NDArray[np.bool_]:
         """Which arc lengths lie in a gap (NaN, outside the road band, lies in none)."""

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from simeval.errors import ConfigError, UnknownNameError
+from simeval.errors import ConfigError
+from simeval.sim.checks import brief, check_name, check_number, is_number
 from simeval.sim.raster import PaintGaps
 from simeval.track.circuit import Circuit
 
@@ -61,8 +62,8 @@ class StartOffset(Scenario):
     """Start turned this far counter-clockwise from the nominal heading (rad)."""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.lateral_m) and math.isfinite(self.heading_rad)):
-            raise ConfigError(f"lateral_m and heading_rad must be finite, got {self.lateral_m}, {self.heading_rad}")
+        check_number("lateral_m", self.lateral_m)
+        check_number("heading_rad", self.heading_rad)
 
     def start_pose(self, circuit: Circuit, pose: Pose) -> Pose:
         x, y, yaw = pose
@@ -85,8 +86,7 @@ class CameraNoise(Scenario):
     """Standard deviation of the noise in grey levels (0..255)."""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise ConfigError(f"sigma must be > 0, got {self.sigma}")
+        check_number("sigma", self.sigma, above=0.0)
 
     @property
     def perturbs_frames(self) -> bool:
@@ -107,8 +107,9 @@ class ColourShift(Scenario):
     """Multipliers of the R, G and B channels (values are rounded and clipped to 0..255)."""
 
     def __post_init__(self) -> None:
-        if len(self.gains) != 3 or not all(math.isfinite(g) and g >= 0 for g in self.gains):
-            raise ConfigError(f"gains must be three finite numbers >= 0, got {self.gains}")
+        gains = self.gains
+        if not (isinstance(gains, (tuple, list)) and len(gains) == 3 and all(is_number(g) and g >= 0 for g in gains)):
+            raise ConfigError(f"gains must be three finite numbers >= 0, got {brief(gains)}")
 
     @property
     def perturbs_frames(self) -> bool:
@@ -126,8 +127,7 @@ class Brightness(ColourShift):
     """Multiplier of every channel (< 1 dims, > 1 brightens; clipped to 0..255)."""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.factor) and self.factor >= 0):
-            raise ConfigError(f"factor must be a finite number >= 0, got {self.factor}")
+        check_number("factor", self.factor, at_least=0.0)
         object.__setattr__(self, "gains", (self.factor,) * 3)
 
 
@@ -173,7 +173,7 @@ def get_scenario(name: str | Scenario) -> Scenario:
     """The preset called ``name`` (a Scenario passes through); unknown names say what is close."""
     if isinstance(name, Scenario):
         return name
-    try:
-        return SCENARIOS[name]
-    except KeyError:
-        raise UnknownNameError("scenario", name, SCENARIOS) from None
+    if not isinstance(name, str):
+        raise ConfigError(f"scenario must be a scenario name or a Scenario, got {type(name).__name__} {brief(name)}")
+    check_name("scenario", name, SCENARIOS)
+    return SCENARIOS[name]

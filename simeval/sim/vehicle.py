@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simeval.errors import ConfigError
+from simeval.sim.checks import check_number
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,12 @@ class VehicleConfig:
     width_m: float = 0.5
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_speed_mps": self.max_speed_mps > self.min_speed_mps >= 0,
-            "max_yaw_rate_radps": self.max_yaw_rate_radps > 0,
-            "actuator_lag_s": self.actuator_lag_s >= 0,
-            "length_m": self.length_m > 0,
-            "width_m": self.width_m > 0,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"vehicle {key} is out of range: {getattr(self, key)}")
+        check_number("vehicle min_speed_mps", self.min_speed_mps, at_least=0.0)
+        check_number("vehicle max_speed_mps", self.max_speed_mps, above=self.min_speed_mps)
+        check_number("vehicle max_yaw_rate_radps", self.max_yaw_rate_radps, above=0.0)
+        check_number("vehicle actuator_lag_s", self.actuator_lag_s, at_least=0.0)
+        check_number("vehicle length_m", self.length_m, above=0.0)
+        check_number("vehicle width_m", self.width_m, above=0.0)
 
     def clip(self, v: float, w: float) -> tuple[float, float]:
         """The command the car can execute."""

@@ -26,7 +26,9 @@ from numpy.typing import NDArray
 from simeval.errors import CircuitError
 from simeval.track.catalogue import circuit_path
 from simeval.track.circuit_file import COLUMNS, CircuitMeta, read_circuit_file, write_circuit_file
-from simeval.track.geometry import check_no_self_crossing
+from simeval.track.crossing import check_no_self_crossing
+from simeval.track.geometry import loop_length
+from simeval.track.limits import check_half_widths, check_lap_length, check_point_count
 
 SPACING_M = 0.25
 """Distance between centre-line vertices after resampling (m): fine enough for the camera's
@@ -60,13 +62,17 @@ class Circuit:
         """Validate control points ``(M, 4)`` = x, y, w_right, w_left and build the circuit.
 
         ``where`` names the file in error messages; rows are reported 1-based as data rows.
+        Every bound of ``simeval.track.limits`` (rows, lap, widths) is checked before resampling.
         """
         where = where or f"circuit '{meta.name}'"
         rows = _checked_rows(np.asarray(rows, dtype=np.float64), where)
+        check_lap_length(loop_length(rows[:, :2]), where)
+        check_half_widths(rows, where)
         check_no_self_crossing(rows[:, :2], where)
         xy, w_right, w_left = _resample_closed(rows, SPACING_M)
         circuit = cls(meta=meta, xy=xy, w_right=w_right, w_left=w_left, control_points=rows)
         circuit._check_road(where)
+        circuit._check_spawn(where)
         return circuit
 
     @classmethod
@@ -236,6 +242,19 @@ class Circuit:
                 "scale the circuit up or narrow the road"
             )
 
+    def _check_spawn(self, where: str) -> None:
+        """Refuse a spawn pose off the road: the car would start in a wall or on the grass."""
+        if self.meta.spawn is None:
+            return
+        x, y, _ = self.meta.spawn
+        dist, i = self._tree.query([x, y])
+        reach = max(self.w_left[i], self.w_right[i])
+        if dist > reach:
+            raise CircuitError(
+                f"{where}: spawn ({x:.6g}, {y:.6g}) is {dist:,.4g} m from the centre line, off the road "
+                f"(walls {reach:.2f} m away); put the spawn on the road, or null to start on the line"
+            )
+
 
 # ------------------------------------------------------------------------------- validation
 def _checked_rows(rows: NDArray[np.float64], where: str) -> NDArray[np.float64]:
@@ -245,7 +264,8 @@ def _checked_rows(rows: NDArray[np.float64], where: str) -> NDArray[np.float64]:
     if len(rows) >= 2 and np.allclose(rows[0, :2], rows[-1, :2]):
         rows = rows[:-1]
     if len(rows) < MIN_POINTS:
-        raise CircuitError(f"{where}: a closed circuit needs at least {MIN_POINTS} points, got {len(rows)}")
+        raise CircuitError(f"{where}: a closed circuit needs at least {MIN_POINTS} points, got {len(rows)}; add its rows")
+    check_point_count(len(rows), where)
     bad = ~np.isfinite(rows)
     if bad.any():
         r, c = np.argwhere(bad)[0]
@@ -257,7 +277,7 @@ def _checked_rows(rows: NDArray[np.float64], where: str) -> NDArray[np.float64]:
     step = np.hypot(*np.diff(np.vstack([rows[:, :2], rows[:1, :2]]), axis=0).T)
     if (step < 1e-6).any():
         r = int(np.argmax(step < 1e-6))
-        raise CircuitError(f"{where}: data rows {r + 1} and {r % len(rows) + 2} are the same point")
+        raise CircuitError(f"{where}: data rows {r + 1} and {(r + 1) % len(rows) + 1} are the same point; remove one of them")
     return rows
 
 

@@ -16,8 +16,11 @@ catalogue needs to know a circuit's role.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +28,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.atomic import write_text_atomic
-from simeval.errors import CircuitError, UnknownNameError
+from simeval.errors import CircuitError
+from simeval.track.csv_rows import data_lines, parse_rows, quote, read_text
+from simeval.track.limits import SCALE_RANGE
 
 FORMAT_TAG = "simeval-circuit/1"
 COLUMNS = ("x_m", "y_m", "w_right_m", "w_left_m")
 ROLES = ("test", "train", "user")
+NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+"""A circuit name: it names the circuit's file and is part of every run folder's name, so it is
+kept to characters that are safe in any file name."""
 
 
 @dataclass(frozen=True)
@@ -54,19 +62,75 @@ class CircuitMeta:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise CircuitError(f"circuit '{self.name}': role must be one of {ROLES}, got '{self.role}'")
-        for key in ("scale", "line_width_m", "wall_height_m"):
-            value = getattr(self, key)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise CircuitError(f"circuit '{self.name}': {key} must be a positive number, got {value!r}")
+        if isinstance(self.spawn, list):  # as read from JSON
+            object.__setattr__(self, "spawn", tuple(self.spawn))
+        for f in dataclasses.fields(self):
+            problem = meta_problem(f.name, getattr(self, f.name))
+            if problem:
+                name = quote(self.name) if isinstance(self.name, str) else repr(self.name)
+                raise CircuitError(f"circuit '{name}': {problem}")
 
 
+# ---------------------------------------------------------------------------------- field rules
+def _is_number(value: object) -> bool:
+    """A finite number; a bool is not one (JSON's true is not 1), nor is NaN or Infinity."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # what JSON reads and writes
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _is_positive(value: object) -> bool:
+    return _is_number(value) and value > 0
+
+
+def _is_pose(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(_is_number(v) for v in value)
+
+
+FIELD_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "name": (lambda v: isinstance(v, str) and NAME_PATTERN.fullmatch(v) is not None,
+             "1 to 64 lower-case letters, digits, '_' or '-' (it names the circuit's file)"),
+    "role": (lambda v: isinstance(v, str) and v in ROLES, f"one of {', '.join(ROLES)}"),
+    "source": (lambda v: isinstance(v, str), "a string"),
+    "licence": (lambda v: isinstance(v, str), "a string"),
+    "notes": (lambda v: isinstance(v, str), "a string"),
+    "scale": (lambda v: _is_number(v) and SCALE_RANGE[0] <= v <= SCALE_RANGE[1],
+              f"a number from {SCALE_RANGE[0]:g} to {SCALE_RANGE[1]:g}"),
+    "line_width_m": (_is_positive, "a finite number > 0"),
+    "wall_height_m": (_is_positive, "a finite number > 0"),
+    "reference_lap_time_s": (lambda v: v is None or _is_positive(v), "null or a finite number of seconds > 0"),
+    "spawn": (lambda v: v is None or _is_pose(v), "null or [x_m, y_m, yaw_rad], three finite numbers"),
+}
+"""What each ``CircuitMeta`` field must be: a file's header is JSON, and anything else there would
+surface later as a crash or as a lap that never ends (a NaN lap time never times out)."""
+
+
+def meta_problem(key: str, value: object) -> str | None:
+    """What is wrong with ``value`` for field ``key``, as the end of a message, or None."""
+    check, rule = FIELD_RULES[key]
+    if check(value):
+        return None
+    return f"{key} must be {rule}, got {_shown(value)}"
+
+
+def _shown(value: object) -> str:
+    """``value`` as the header would write it (JSON), cut short."""
+    try:
+        return quote(json.dumps(value))
+    except (TypeError, ValueError, RecursionError):
+        return quote(repr(value))
+
+
+# ------------------------------------------------------------------------------------ read, write
 def read_circuit_file(path: str | Path) -> tuple[CircuitMeta, NDArray[np.float64]]:
     """The metadata and the (M, 4) control rows of a circuit file, each problem named by file and line."""
     path = Path(path)
     header, table_lines, first_row_line = _split_header(_read_text(path), path)
-    return _meta_from_header(header, path), _parse_table(table_lines, path, first_row_line)
+    meta = _meta_from_header(header, path)
+    return meta, parse_rows(data_lines(table_lines, first_row_line, path), path, COLUMNS)
 
 
 def read_meta(path: str | Path) -> CircuitMeta:
@@ -87,16 +151,12 @@ def write_circuit_file(path: str | Path, meta: CircuitMeta, rows: NDArray[np.flo
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CircuitError(f"{path}: no such circuit file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CircuitError(f"{path}: cannot read circuit file ({exc})") from None
+    return read_text(path, "no such circuit file")
 
 
-def _split_header(text: str, path: Path) -> tuple[dict[str, str], list[str], int]:
-    header: dict[str, str] = {}
+def _split_header(text: str, path: Path) -> tuple[dict[str, tuple[int, str]], list[str], int]:
+    """The header's ``key -> (line, raw value)``, the lines after the column header, and the first one's number."""
+    header: dict[str, tuple[int, str]] = {}
     lines = text.splitlines()
     for lineno, line in enumerate(lines, start=1):
         stripped = line.strip()
@@ -104,57 +164,61 @@ def _split_header(text: str, path: Path) -> tuple[dict[str, str], list[str], int
             continue
         if stripped.startswith("#"):
             key, sep, value = stripped.lstrip("#").partition(":")
+            key = key.strip()
             if not sep:
-                raise CircuitError(f"{path}:{lineno}: header line must be '# key: value', got '{stripped}'")
-            header[key.strip()] = value.strip()
+                raise CircuitError(f"{path}:{lineno}: header line must be '# key: value', got '{quote(stripped)}'")
+            if key in header:
+                raise CircuitError(f"{path}:{lineno}: header '{quote(key)}' again (first on line {header[key][0]}); keep one")
+            header[key] = (lineno, value.strip())
             continue
         columns = tuple(c.strip() for c in stripped.split(","))
         if columns != COLUMNS:
             raise CircuitError(
-                f"{path}:{lineno}: expected the column header '{','.join(COLUMNS)}', got '{stripped}'"
+                f"{path}:{lineno}: expected the column header '{','.join(COLUMNS)}', got '{quote(stripped)}'"
             )
         return header, lines[lineno:], lineno + 1
     raise CircuitError(f"{path}: no column header '{','.join(COLUMNS)}' found: is this a simeval circuit file?")
 
 
-def _meta_from_header(header: dict[str, str], path: Path) -> CircuitMeta:
-    fmt = header.pop("format", None)
-    if fmt is None or json.loads(fmt) != FORMAT_TAG:
+def _meta_from_header(header: dict[str, tuple[int, str]], path: Path) -> CircuitMeta:
+    """The header's values, each checked against ``FIELD_RULES`` and named by its line when wrong."""
+    expected = f"# format: {json.dumps(FORMAT_TAG)}"
+    if "format" not in header:
         raise CircuitError(
-            f"{path}: not a {FORMAT_TAG} file (format line is {fmt!r}); "
+            f"{path}: not a {FORMAT_TAG} file (no '{expected}' line); "
             "import a TUMFTM track with `python -m simeval.circuits import FILE.csv --name NAME`"
         )
-    fields = {f.name for f in dataclasses.fields(CircuitMeta)}
+    lineno, fmt = header.pop("format")
+    if _json_value(fmt) != FORMAT_TAG:
+        raise CircuitError(f"{path}:{lineno}: not a {FORMAT_TAG} file (format is '{quote(fmt)}'); the line must read '{expected}'")
     values = {}
-    for key, raw in header.items():
-        if key not in fields:
-            raise UnknownNameError(f"circuit header key (in {path})", key, fields)
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            raise CircuitError(f"{path}: header '{key}' must be a JSON value, got '{raw}'") from None
+    for key, (lineno, raw) in header.items():
+        if key not in FIELD_RULES:
+            raise CircuitError(f"{path}:{lineno}: unknown header key '{quote(key)}'{_suggestion(key)}")
+        value = _json_value(raw)
+        if value is _NOT_JSON:
+            raise CircuitError(f"{path}:{lineno}: header '{key}' must be a JSON value, got '{quote(raw)}'; fix that line")
+        problem = meta_problem(key, value)
+        if problem:
+            raise CircuitError(f"{path}:{lineno}: header {problem}; fix that line")
+        values[key] = value
     if "name" not in values:
-        raise CircuitError(f"{path}: header has no 'name'")
-    if values.get("spawn") is not None:
-        values["spawn"] = tuple(values["spawn"])
+        raise CircuitError(f"{path}: header has no 'name'; add a line '# name: \"{path.stem}\"'")
+    return CircuitMeta(**values)
+
+
+_NOT_JSON = object()
+
+
+def _json_value(raw: str) -> object:
+    """The JSON value of ``raw``, or ``_NOT_JSON``."""
     try:
-        return CircuitMeta(**values)
-    except TypeError as exc:
-        raise CircuitError(f"{path}: bad header ({exc})") from None
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
-def _parse_table(lines: list[str], path: Path, first_line: int) -> NDArray[np.float64]:
-    """Parse numeric rows, naming the file line of anything that is not four numbers."""
-    rows = []
-    for offset, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        parts = stripped.split(",")
-        if len(parts) != 4:
-            raise CircuitError(f"{path}:{first_line + offset}: expected 4 values ({','.join(COLUMNS)}), got {len(parts)}")
-        try:
-            rows.append([float(p) for p in parts])
-        except ValueError:
-            raise CircuitError(f"{path}:{first_line + offset}: not a number in '{stripped}'") from None
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, list(FIELD_RULES), n=1, cutoff=0.5)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; known keys: {', '.join(FIELD_RULES)}"

@@ -1,4 +1,5 @@
-"""Closed polylines: length, uniform resampling, constant-width rows, and the self-crossing check.
+"""Closed polylines: length, uniform resampling and constant-width rows (the self-crossing check is
+``simeval.track.crossing``).
 
 Every way of making a circuit (a circuit file, a TUMFTM import, SimpleCircuit's straights and
 arcs, a generated loop) hands closed loops of control points around; these are the questions they
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-
-from simeval.errors import CircuitError
 
 
 def loop_length(xy: NDArray[np.float64]) -> float:
@@ -39,28 +38,3 @@ def with_widths(xy: NDArray[np.float64], road_width_m: float) -> NDArray[np.floa
     """Control rows (x, y, w_right, w_left) of a road of constant width."""
     return np.column_stack([xy, np.full((len(xy), 2), road_width_m / 2)])
 
-
-def check_no_self_crossing(xy: NDArray[np.float64], where: str) -> None:
-    """A centre line that crosses itself is a figure of eight or a bad file: name the two rows."""
-    a = xy
-    b = np.roll(xy, -1, axis=0)
-    n = len(xy)
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, n, chunk):
-        i = np.arange(start, min(n, start + chunk))[:, None]
-        j = np.arange(n)[None, :]
-        p, r = a[i], b[i] - a[i]
-        q, sv = a[j], b[j] - a[j]
-        denom = r[..., 0] * sv[..., 1] - r[..., 1] * sv[..., 0]
-        qp = q - p
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (qp[..., 0] * sv[..., 1] - qp[..., 1] * sv[..., 0]) / denom
-            u = (qp[..., 0] * r[..., 1] - qp[..., 1] * r[..., 0]) / denom
-        neighbour = (np.abs(i - j) <= 1) | (np.abs(i - j) == n - 1)
-        cross = (denom != 0) & (t > 0) & (t < 1) & (u > 0) & (u < 1) & ~neighbour & (j > i)
-        if cross.any():
-            ri, rj = np.argwhere(cross)[0]
-            raise CircuitError(
-                f"{where}: the centre line crosses itself between data rows {start + ri + 1}-{start + ri + 2} "
-                f"and {rj + 1}-{(rj + 1) % n + 1}: a circuit must be a simple closed loop"
-            )

@@ -16,6 +16,7 @@ Every problem with a file raises ``CircuitError`` naming the file, the line and 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,18 @@ from numpy.typing import NDArray
 
 from simeval.errors import CircuitError
 from simeval.track.circuit import MIN_POINTS, Circuit, CircuitMeta
-from simeval.track.geometry import check_no_self_crossing, loop_length, resample_loop
+from simeval.track.crossing import check_no_self_crossing
+from simeval.track.csv_rows import data_lines, parse_rows, quote, read_text
+from simeval.track.geometry import loop_length, resample_loop
+from simeval.track.limits import (
+    MAX_LAP_M,
+    MIN_LAP_M,
+    TYPICAL_LAP_M,
+    check_half_widths,
+    check_lap_length,
+    check_road_width,
+    check_scale,
+)
 
 TUMFTM_COLUMNS = ("x_m", "y_m", "w_tr_right_m", "w_tr_left_m")
 
@@ -41,6 +53,11 @@ CONTROL_SPACING_M = 1.0
 
 DENSE_SPACINGS = 5
 """Dense resampling of the source loop before smoothing, in samples per median point spacing."""
+
+MAX_DENSE_SAMPLES = 100_000
+"""Most samples of that dense loop: ten per metre of the longest lap allowed, ten per control point.
+Bounds smoothing's time and memory for files of many or crowded points (a median spacing far below
+the mean); the shipped tracks need ~6,000."""
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -66,27 +83,17 @@ def read_tumftm(path: str | Path) -> NDArray[np.float64]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise CircuitError(f"{path}: no such file; give the path of a TUMFTM-format CSV") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CircuitError(f"{path}: cannot read the file ({exc})") from None
+    return read_text(path, "no such file; give the path of a TUMFTM-format CSV").splitlines()
 
 
 def _parse_rows(lines: list[str], path: Path) -> tuple[NDArray[np.float64], list[int]]:
     """Check the header, then parse every data row; also return each row's 1-based file line."""
-    numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
-    if not numbered:
+    first = next(((n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()), None)
+    if first is None:
         raise CircuitError(f"{path}: the file is empty; expected the header '# {','.join(TUMFTM_COLUMNS)}'")
-    _check_header(*numbered[0], path)
-    rows, line_of = [], []
-    for lineno, line in numbered[1:]:
-        if line.startswith("#"):
-            continue
-        rows.append(_parse_row(line, lineno, path))
-        line_of.append(lineno)
-    return np.array(rows, dtype=np.float64).reshape(-1, 4), line_of
+    _check_header(*first, path)
+    rows = data_lines(lines[first[0]:], first[0] + 1, path)
+    return parse_rows(rows, path, TUMFTM_COLUMNS), [lineno for lineno, _ in rows]
 
 
 def _check_header(lineno: int, line: str, path: Path) -> None:
@@ -94,29 +101,8 @@ def _check_header(lineno: int, line: str, path: Path) -> None:
     if found != TUMFTM_COLUMNS:
         raise CircuitError(
             f"{path}:{lineno}: not a TUMFTM header: expected columns {', '.join(TUMFTM_COLUMNS)}, "
-            f"found {', '.join(found)}; a TUMFTM file starts with '# {','.join(TUMFTM_COLUMNS)}'"
+            f"found {quote(', '.join(found))}; a TUMFTM file starts with '# {','.join(TUMFTM_COLUMNS)}'"
         )
-
-
-def _parse_row(line: str, lineno: int, path: Path) -> list[float]:
-    parts = [p.strip() for p in line.split(",")]
-    if len(parts) != len(TUMFTM_COLUMNS):
-        raise CircuitError(
-            f"{path}:{lineno}: expected {len(TUMFTM_COLUMNS)} values ({','.join(TUMFTM_COLUMNS)}), "
-            f"got {len(parts)} in '{line}'"
-        )
-    values = []
-    for column, text in zip(TUMFTM_COLUMNS, parts, strict=True):
-        try:
-            value = float(text)
-        except ValueError:
-            raise CircuitError(f"{path}:{lineno}: column {column} is not a number: '{text}'") from None
-        if not math.isfinite(value):
-            raise CircuitError(f"{path}:{lineno}: column {column} is {text}; every value must be a finite number")
-        if column.startswith("w_") and value <= 0:
-            raise CircuitError(f"{path}:{lineno}: column {column} is {text}; track widths must be > 0 m")
-        values.append(value)
-    return values
 
 
 def _check_distinct(rows: NDArray[np.float64], line_of: list[int], path: Path) -> None:
@@ -143,12 +129,15 @@ def parse_scale(value: str | float) -> float:
     except (ValueError, ZeroDivisionError):
         raise CircuitError(f"scale must be a number like 0.33 or a ratio like 1:3.03, got '{value}'") from None
     if not (math.isfinite(scale) and scale > 0):
-        raise CircuitError(f"scale must be > 0, got '{value}'")
+        raise CircuitError(f"scale must be a finite number > 0, got '{value}'")
+    check_scale(scale, f"'{value}'")
     return scale
 
 
 def scale_label(scale: float) -> str:
-    """``1/3.03`` -> ``'1:3.03'``, for people reading tables."""
+    """``1/3.03`` -> ``'1:3.03'``, ``2.5`` -> ``'2.5:1'``, for people reading tables."""
+    if scale > 1:
+        return f"{round(scale, 3):g}:1"
     return "1:1" if scale == 1 else f"1:{1 / scale:.4g}"
 
 
@@ -157,17 +146,21 @@ def smooth_loop(rows: NDArray[np.float64]) -> NDArray[np.float64]:
     """Gaussian-smooth a closed loop of rows (x, y, w_right, w_left); returns it densely sampled.
 
     The loop is resampled at uniform arc length (``DENSE_SPACINGS`` samples per median point
-    spacing) and filtered with a periodic Gaussian of ``SMOOTHING_SIGMA_SPACINGS`` spacings, so the
-    start point stays at the start and the loop stays closed. A Gaussian cuts corners slightly; if
+    spacing, at most ``MAX_DENSE_SAMPLES``) and filtered with a periodic Gaussian of
+    ``SMOOTHING_SIGMA_SPACINGS`` spacings, so the start point stays at the start and the loop stays
+    closed. A Gaussian cuts corners slightly; if
     the lap would shrink by more than ``MAX_LAP_CHANGE`` the filter is halved until it does not.
     """
     from scipy.ndimage import gaussian_filter1d
 
     spacing = float(np.median(np.hypot(*np.diff(np.vstack([rows, rows[:1]])[:, :2], axis=0).T)))
-    count = max(4 * MIN_POINTS, round(loop_length(rows[:, :2]) / spacing * DENSE_SPACINGS))
+    lap = loop_length(rows[:, :2])
+    count, per_spacing = max(4 * MIN_POINTS, round(lap / spacing * DENSE_SPACINGS)), DENSE_SPACINGS
+    if count > MAX_DENSE_SAMPLES:
+        count, per_spacing = MAX_DENSE_SAMPLES, MAX_DENSE_SAMPLES * spacing / lap
     dense = resample_loop(rows, count)
     raw_lap = loop_length(dense[:, :2])
-    sigma = SMOOTHING_SIGMA_SPACINGS * DENSE_SPACINGS
+    sigma = SMOOTHING_SIGMA_SPACINGS * per_spacing
     while sigma > 0.5:
         smoothed = gaussian_filter1d(dense, sigma, axis=0, mode="wrap")
         if abs(loop_length(smoothed[:, :2]) / raw_lap - 1) <= MAX_LAP_CHANGE:
@@ -192,17 +185,44 @@ def convert(
     meta: CircuitMeta,
     *,
     road_width_m: float | None = None,
+    progress: bool = False,
 ) -> Circuit:
     """The circuit of a TUMFTM file at ``meta.scale``; a constant ``road_width_m`` replaces the widths.
 
-    Without ``road_width_m`` the file's widths are kept (times the scale). Errors in the converted
-    road (overlapping parts, bends tighter than the road) name the file and the scale.
+    Without ``road_width_m`` the file's widths are kept (times the scale). The scaled lap and widths
+    are checked against ``simeval.track.limits`` before the loop is smoothed (which allocates with
+    the lap's length). Errors in the converted road (overlapping parts, bends tighter than the
+    road) name the file and the scale. ``progress`` shows a bar of the steps on stderr.
     """
+    from tqdm import tqdm
+
     path = Path(path)
-    if road_width_m is not None and not (math.isfinite(road_width_m) and road_width_m > 0):
-        raise CircuitError(f"road width must be > 0 m, got {road_width_m}")
-    control = convert_rows(read_tumftm(path), meta.scale, road_width_m)
-    return Circuit.from_points(control, meta, where=f"{path} at scale {scale_label(meta.scale)}")
+    if road_width_m is not None:
+        check_road_width(road_width_m)
+    where = f"{path} at scale {scale_label(meta.scale)}"
+    with tqdm(total=3, desc=f"import {path.name}", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
+        bar.set_postfix_str("reading")
+        rows = read_tumftm(path)
+        _check_scaled(rows, meta.scale, road_width_m, where)
+        bar.update()
+        bar.set_postfix_str("smoothing")
+        control = convert_rows(rows, meta.scale, road_width_m)
+        bar.update()
+        bar.set_postfix_str("checking the road")
+        circuit = Circuit.from_points(control, meta, where=where)
+        bar.update()
+    return circuit
+
+
+def _check_scaled(rows: NDArray[np.float64], scale: float, road_width_m: float | None, where: str) -> None:
+    """The lap and (without a constant road width) the walls at ``scale`` are within the limits."""
+    raw_lap = loop_length(rows[:, :2])
+    check_lap_length(raw_lap * scale, where, f"choose a scale that gives a lap of {MIN_LAP_M:g} to {MAX_LAP_M:,.0f} m, "
+                     f"e.g. --scale {scale_label(TYPICAL_LAP_M / raw_lap)} for a lap of {TYPICAL_LAP_M:,.0f} m")
+    if road_width_m is None:
+        scaled = rows.copy()
+        scaled[:, 2:] *= scale
+        check_half_widths(scaled, where, "pass --road-width for a road of constant width, or a larger --scale")
 
 
 def database_source(path: str | Path) -> str:

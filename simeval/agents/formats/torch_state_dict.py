@@ -123,6 +123,15 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
 """Named architectures a state dict can fill: the class and its input shape (without the batch)."""
 
 
+def _saved_by_torch(path: Path) -> bool:
+    """A ``torch.save`` file (a zip archive, or the legacy format: a pickle) whose content the
+    weights-only unpickler refused, as opposed to a damaged file or another format."""
+    import zipfile
+
+    with open(path, "rb") as handle:
+        return zipfile.is_zipfile(handle) or handle.read(1) == b"\x80"  # pickle's PROTO opcode
+
+
 def load_pilotnet(path: Path, architecture: str = "simeval-pilotnet") -> nn.Module:
     """Load a state dict into ``architecture``, in eval mode; untrusted files are safe (weights only)."""
     if architecture not in ARCHITECTURES:
@@ -131,11 +140,12 @@ def load_pilotnet(path: Path, architecture: str = "simeval-pilotnet") -> nn.Modu
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AgentError(f"{path}: no such model file") from None
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
+    except pickle.UnpicklingError:
+        if _saved_by_torch(path):  # torch's own advice (load with weights_only=False) is not ours
             raise AgentError(f"{path}: holds pickled Python objects (a whole model?), not a state dict of tensors; "
                              "simeval never unpickles code: save model.state_dict(), or export ONNX or TorchScript") from None
-        raise AgentError(f"{path}: not a loadable state dict (UnpicklingError: {first_line(exc)})") from None
+        raise AgentError(f"{path}: not a torch state dict (the file is not a torch.save of tensors: damaged, or another "
+                         "format); save it again with torch.save(model.state_dict(), path)") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise AgentError(f"{path}: not a loadable state dict ({type(exc).__name__}: {first_line(exc)})") from None
     model = ARCHITECTURES[architecture][0]()

@@ -1,0 +1,210 @@
+"""Worker processes that outlive their runs' failures: a sweep's ``process`` backend.
+
+A bounded set of worker processes, each sent one task at a time over its own socket, so that:
+
+- a worker that dies in a task (segfault, out of memory, ``os._exit``) fails that task alone: the
+  parent sees the socket close without an answer, reports the task as failed, starts another
+  worker and goes on;
+- Ctrl-C stops every worker within ``STOP_GRACE_S``: workers run in a session of their own, so
+  the terminal's Ctrl-C reaches the parent alone (a run never dies half-way in a native call, a
+  worker never prints a traceback while it starts), and the parent, when interrupted, sends them
+  SIGTERM, which unwinds the task in flight (its temporary folder is removed) and ends the process;
+- a worker retires after ``tasks_per_worker`` tasks, so a long sweep's memory stays that of
+  ``jobs`` fresh workers.
+
+Not ``multiprocessing.Pool`` (a dead worker's task is lost and the pool waits for it forever),
+nor ``ProcessPoolExecutor`` (one dead worker breaks the pool for every pending task), nor
+``multiprocessing.Process``: its workers share the terminal's process group, and keeping Ctrl-C
+from them means ignoring SIGINT in the parent while one starts, which loses a Ctrl-C that the
+kernel hands to another of the parent's threads (numpy's BLAS threads) meanwhile.
+A parent killed with ``kill -9`` leaves its workers to finish the run in hand (written whole) and
+exit: they read the end of their socket.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Generic, TypeVar
+
+Task = TypeVar("Task")
+
+STOP_GRACE_S = 1.0
+"""How long stopped workers get to unwind before they are killed (s)."""
+
+
+@dataclass(frozen=True)
+class Finished(Generic[Task]):
+    """A task whose worker answered: what ``work`` returned."""
+
+    task: Task
+    value: Any
+
+
+@dataclass(frozen=True)
+class Died(Generic[Task]):
+    """A task whose worker process ended without answering: why, in words."""
+
+    task: Task
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retired:
+    """What a retiring worker's ``finish`` returned (for a sweep: agents whose ``close`` failed)."""
+
+    value: Any
+
+
+class Stopped(BaseException):
+    """Raised in a worker by SIGTERM: unwinds the task in flight. A ``BaseException`` that is not
+    ``SystemExit``: a rollout records an agent's exceptions and exits, and must not record this."""
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped
+
+
+def serve(fd: int) -> None:
+    """A worker's life (``python -c`` runs it): receive ``(work, initializer, finish)``, then answer
+    each task with ``work(task)``; None ends it, with ``finish()``'s value as its last message."""
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    conn = Connection(fd)
+    try:
+        work, initializer, finish = conn.recv()
+        initializer()
+        while (task := conn.recv()) is not None:
+            conn.send(("done", work(task)))
+        conn.send(("retired", finish()))
+    except (Stopped, EOFError, BrokenPipeError):
+        pass  # stopped by the parent, or the parent is gone: nothing to answer
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    conn: Connection
+    task: Any = None
+    busy: bool = False
+    done: int = 0
+    retiring: bool = False
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Why a process ended, in words a user can act on."""
+    if exitcode is None:
+        return "the worker process vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"the worker process died of {name}{hint}"
+    return f"the worker process exited with code {exitcode} without a result"
+
+
+def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, tasks_per_worker: int,
+              initializer: Callable[[], None], finish: Callable[[], Any]) -> Iterator[Finished[Task] | Died[Task] | Retired]:
+    """Run every task on at most ``jobs`` workers and yield each outcome as it comes.
+
+    ``work``, ``initializer``, ``finish`` and the tasks must pickle (module-level functions).
+    Closing the iterator early (or an exception in the consumer, Ctrl-C included) stops the workers.
+    """
+    pending: deque[Task] = deque(tasks)
+    workers: list[_Worker] = []
+    try:
+        while pending or workers:
+            while len(pending) > sum(not w.busy and not w.retiring for w in workers) and sum(not w.retiring for w in workers) < jobs:
+                workers.append(_start((work, initializer, finish)))
+            for worker in workers:
+                if not worker.busy and not worker.retiring:
+                    _assign(worker, pending)
+            yield from _collect(workers, tasks_per_worker, pending)
+    finally:
+        _stop_all(workers)
+
+
+def _start(functions: tuple[Callable, ...]) -> _Worker:
+    """A new worker in a session of its own (out of the terminal's reach), importing modules as
+    this process does (its ``sys.path``)."""
+    ours, theirs = socket.socketpair()
+    code = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from simeval.eval.pool import serve; serve(int(sys.argv[2]))"
+    try:
+        process = subprocess.Popen([sys.executable, "-c", code, json.dumps(sys.path), str(theirs.fileno())],
+                                   pass_fds=[theirs.fileno()], start_new_session=True)
+    finally:
+        theirs.close()
+    conn = Connection(ours.detach())
+    conn.send(functions)
+    return _Worker(process, conn)
+
+
+def _assign(worker: _Worker, pending: deque) -> None:
+    """Send the next task, or retire an idle worker when none is left."""
+    if pending:
+        worker.task, worker.busy = pending.popleft(), True
+        try:
+            worker.conn.send(worker.task)
+        except OSError:
+            pass  # already dead: its socket's end tells
+    else:
+        _retire(worker)
+
+
+def _retire(worker: _Worker) -> None:
+    worker.retiring = True
+    try:
+        worker.conn.send(None)
+    except OSError:
+        pass  # already dead: its socket's end tells
+
+
+def _collect(workers: list[_Worker], tasks_per_worker: int, pending: deque) -> Iterator[Finished | Died | Retired]:
+    """Wait for any worker to answer or end; yield what happened and drop the workers that ended."""
+    ready = set(wait([w.conn for w in workers]))
+    for worker in [w for w in workers if w.conn in ready]:
+        message = _receive(worker)
+        if message is None:  # the process ended (its socket closed)
+            worker.process.wait()
+            worker.conn.close()
+            workers.remove(worker)
+            if worker.busy:
+                yield Died(worker.task, describe_exit(worker.process.returncode))
+        elif message[0] == "done":
+            yield Finished(worker.task, message[1])
+            worker.task, worker.busy, worker.done = None, False, worker.done + 1
+            if worker.done >= tasks_per_worker or not pending:
+                _retire(worker)
+        else:
+            yield Retired(message[1])
+
+
+def _receive(worker: _Worker) -> tuple[str, Any] | None:
+    try:
+        return worker.conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    """SIGTERM every live worker, give them ``STOP_GRACE_S`` to unwind, then kill what is left."""
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in workers:
+        try:
+            worker.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+        worker.conn.close()
