@@ -17,9 +17,11 @@ import pytest
 from simeval.paths import PACKAGE_DIR, REPO_ROOT
 
 COMMANDS = ("run", "sweep", "circuits", "dataset", "train", "optimize", "offline", "models")
+"""Keep equal to ``simeval.cli.COMMANDS`` (a test checks)."""
 LAYERS = {
     "errors": 0, "paths": 0, "atomic": 0, "options": 0, "__init__": 0,
     "track": 1, "sim": 2, "env": 3, "agents": 3, "eval": 4, "build": 5, **dict.fromkeys(COMMANDS, 6),
+    "cli": 7, "__main__": 7,
 }
 MAX_LINES = 500
 LONG_MODULE_REASON = "Why this module is long:"
@@ -137,3 +139,9 @@ def test_nothing_refers_to_files_outside_the_repository():
     hits = [f"{p.relative_to(REPO_ROOT)}: {word}" for p in texts if p.is_file() for word in outside
             if word in p.read_text(encoding="utf-8") and p.name != "test_architecture.py"]
     assert not hits, hits
+
+
+def test_the_console_command_knows_every_command_module() -> None:
+    from simeval.cli import COMMANDS as CLI_COMMANDS
+
+    assert sorted(CLI_COMMANDS) == sorted(COMMANDS)

@@ -11,6 +11,11 @@ import pytest
 
 from simeval.paths import REPO_ROOT
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
@@ -44,3 +49,74 @@ def test_installed_wheel_finds_its_circuits_outside_the_checkout(wheel, tmp_path
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out[0].startswith(str(target)) and out[1].startswith(str(target))
     assert out[2] == "1432"
+
+
+def test_wheel_is_typed_licensed_and_has_the_console_command(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert "simeval/py.typed" in names
+    licence = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    assert "Apache License" in archive.read(licence).decode()
+    entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    assert "simeval = simeval.cli:main" in entry_points
+
+
+def test_licence_and_changelog_agree_with_the_project() -> None:
+    import simeval
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"]["text"] == "Apache-2.0"
+    assert "Apache License\n" in (REPO_ROOT / "LICENSE").read_text() and "Version 2.0, January 2004" in (REPO_ROOT / "LICENSE").read_text()
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert project["version"] == simeval.__version__
+    assert f"## [{simeval.__version__}] - " in changelog and "## [Unreleased]" in changelog
+
+
+def test_the_console_command_drives_a_lap(tmp_path) -> None:
+    command = os.path.join(os.path.dirname(sys.executable), "simeval")
+    assert os.path.exists(command), "no `simeval` command beside this Python: reinstall with pip install -e '.[test]'"
+    out = tmp_path / "lap"
+    result = subprocess.run([command, "run", "--agent", "expert", "--circuit", "simple", "--max-time-s", "5", "--no-plot", "--out", str(out)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (out / "trajectory.csv").is_file() and "results:" in result.stdout
+    listing = subprocess.run([command, "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(f"  {name}" in listing for name in ("run", "sweep", "models", "circuits", "offline"))
+    typo = subprocess.run([command, "swep"], capture_output=True, text=True, check=False)
+    assert typo.returncode == 2 and "Did you mean 'sweep'?" in typo.stderr
+
+
+def test_environment_yml_has_the_dependencies_of_pyproject() -> None:
+    """The conda environment and pyproject's core + `test` extra name the same packages with the
+    same bounds, so the two cannot drift; it ends in an editable install of simeval."""
+    import yaml
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def expand(items):
+        for item in items:
+            req = Requirement(item)
+            if req.name == "simeval":
+                for extra in sorted(req.extras):
+                    yield from expand(extras[extra])
+            elif req.marker is None or req.marker.evaluate({"python_version": "3.11"}):
+                yield item
+
+    wanted = {Requirement(i).name.lower(): str(Requirement(i).specifier) for i in expand([*project["dependencies"], "simeval[test]"])}
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    assert env["channels"][0] == "conda-forge"
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip[-1] == "-e .[test]", "the environment ends in an editable install of simeval"
+    conda_names = {"matplotlib-base": "matplotlib"}
+    declared = {}
+    for item in conda:
+        name = item.split("=")[0].split(">")[0].split("<")[0].strip()
+        if name in ("python", "pip"):
+            continue
+        declared[conda_names.get(name, name).lower()] = str(Requirement(conda_names.get(name, name) + item[len(name):]).specifier)
+    declared.update({Requirement(i).name.lower(): str(Requirement(i).specifier) for i in pip if not i.startswith("-")})
+    assert declared == wanted
+    assert any(d.startswith("python=") for d in conda) and project["requires-python"] == ">=3.10"
