@@ -119,3 +119,21 @@ class SlowAgent(ExpertAgent):
 
         time.sleep(0.02)
         return super().act(observation, info)
+
+
+class CountingAgent(ExpertAgent):
+    """The expert, appending its process id to ``$SIMEVAL_TEST_LOADS`` each time it is built: how
+    often a sweep loads an agent, and where."""
+
+    info = AgentInfo(name="counting", framework="numpy")
+
+    def __init__(self) -> None:
+        import os
+
+        super().__init__()
+        with open(os.environ["SIMEVAL_TEST_LOADS"], "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+
+class CountingAgentToo(CountingAgent):
+    info = AgentInfo(name="counting-too", framework="numpy")

@@ -144,3 +144,13 @@ def test_an_agent_that_cannot_load_is_listed_and_the_others_run(tmp_path: Path, 
     assert run_names(out) == {"simple__expert__0"}
     assert "skipped agent 'tftrt-fp32'" in capsys.readouterr().err
     assert "- `tftrt-fp32`: " in (out / "report.md").read_text()
+
+
+def test_a_worker_loads_its_agent_once_and_drives_all_of_its_laps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = tmp_path / "loads.txt"
+    monkeypatch.setenv("SIMEVAL_TEST_LOADS", str(loads))
+    agents = "tests.bad_agents:CountingAgent,tests.bad_agents:CountingAgentToo"
+    assert main(["--agents", agents, "--seeds", "3", "--jobs", "2", "--out", str(tmp_path / "sweep"), *TINY]) == 0
+    pids = loads.read_text().split()
+    assert len(set(pids)) == len(pids), "no worker builds an agent twice"
+    assert len(pids) <= 3, f"6 runs of 2 agents on 2 workers: each agent loaded once (plus at most one helper at the end), got {len(pids)}"

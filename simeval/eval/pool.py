@@ -9,8 +9,9 @@ A bounded set of worker processes, each sent one task at a time over its own soc
   the terminal's Ctrl-C reaches the parent alone (a run never dies half-way in a native call, a
   worker never prints a traceback while it starts), and the parent, when interrupted, sends them
   SIGTERM, which unwinds the task in flight (its temporary folder is removed) and ends the process;
-- a worker retires after ``tasks_per_worker`` tasks, so a long sweep's memory stays that of
-  ``jobs`` fresh workers.
+- tasks that share a ``key`` (a sweep's: the agent) go to the same worker, which loads what they
+  share once; a worker retires when no task of its key is left (or after ``tasks_per_worker``
+  tasks), so a long sweep's memory stays that of ``jobs`` workers holding one agent each.
 
 Not ``multiprocessing.Pool`` (a dead worker's task is lost and the pool waits for it forever),
 nor ``ProcessPoolExecutor`` (one dead worker breaks the pool for every pending task), nor
@@ -29,8 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
@@ -92,6 +92,8 @@ def serve(fd: int) -> None:
 class _Worker:
     process: subprocess.Popen
     conn: Connection
+    key: Hashable = None
+    """The key of the tasks it takes (what it has loaded)."""
     task: Any = None
     busy: bool = False
     done: int = 0
@@ -112,23 +114,27 @@ def describe_exit(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode} without a result"
 
 
-def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, tasks_per_worker: int,
-              initializer: Callable[[], None], finish: Callable[[], Any]) -> Iterator[Finished[Task] | Died[Task] | Retired]:
+def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, initializer: Callable[[], None],
+              finish: Callable[[], Any], key: Callable[[Task], Hashable] = id,
+              tasks_per_worker: int | None = None) -> Iterator[Finished[Task] | Died[Task] | Retired]:
     """Run every task on at most ``jobs`` workers and yield each outcome as it comes.
 
+    A new worker takes the first task of a key that no worker holds (else the first task): it
+    then takes only tasks of that key, and retires when none is left or after ``tasks_per_worker``.
     ``work``, ``initializer``, ``finish`` and the tasks must pickle (module-level functions).
     Closing the iterator early (or an exception in the consumer, Ctrl-C included) stops the workers.
     """
-    pending: deque[Task] = deque(tasks)
+    pending: list[Task] = list(tasks)
     workers: list[_Worker] = []
     try:
         while pending or workers:
-            while len(pending) > sum(not w.busy and not w.retiring for w in workers) and sum(not w.retiring for w in workers) < jobs:
-                workers.append(_start((work, initializer, finish)))
-            for worker in workers:
-                if not worker.busy and not worker.retiring:
-                    _assign(worker, pending)
-            yield from _collect(workers, tasks_per_worker, pending)
+            while pending and sum(not w.retiring for w in workers) < jobs:
+                worker = _start((work, initializer, finish))
+                held = {w.key for w in workers if not w.retiring}
+                worker.key = next((key(t) for t in pending if key(t) not in held), key(pending[0]))
+                workers.append(worker)
+                _assign(worker, pending, key)
+            yield from _collect(workers, pending, key, tasks_per_worker)
     finally:
         _stop_all(workers)
 
@@ -148,16 +154,17 @@ def _start(functions: tuple[Callable, ...]) -> _Worker:
     return _Worker(process, conn)
 
 
-def _assign(worker: _Worker, pending: deque) -> None:
-    """Send the next task, or retire an idle worker when none is left."""
-    if pending:
-        worker.task, worker.busy = pending.popleft(), True
-        try:
-            worker.conn.send(worker.task)
-        except OSError:
-            pass  # already dead: its socket's end tells
-    else:
+def _assign(worker: _Worker, pending: list, key: Callable[[Any], Hashable]) -> None:
+    """Send the worker the next task of its key, or retire it when none is left."""
+    index = next((i for i, task in enumerate(pending) if key(task) == worker.key), None)
+    if index is None:
         _retire(worker)
+        return
+    worker.task, worker.busy = pending.pop(index), True
+    try:
+        worker.conn.send(worker.task)
+    except OSError:
+        pass  # already dead: its socket's end tells
 
 
 def _retire(worker: _Worker) -> None:
@@ -168,8 +175,10 @@ def _retire(worker: _Worker) -> None:
         pass  # already dead: its socket's end tells
 
 
-def _collect(workers: list[_Worker], tasks_per_worker: int, pending: deque) -> Iterator[Finished | Died | Retired]:
-    """Wait for any worker to answer or end; yield what happened and drop the workers that ended."""
+def _collect(workers: list[_Worker], pending: list, key: Callable[[Any], Hashable],
+             tasks_per_worker: int | None) -> Iterator[Finished | Died | Retired]:
+    """Wait for any worker to answer or end; yield what happened, give the worker its next task,
+    and drop the workers that ended."""
     ready = set(wait([w.conn for w in workers]))
     for worker in [w for w in workers if w.conn in ready]:
         message = _receive(worker)
@@ -182,8 +191,10 @@ def _collect(workers: list[_Worker], tasks_per_worker: int, pending: deque) -> I
         elif message[0] == "done":
             yield Finished(worker.task, message[1])
             worker.task, worker.busy, worker.done = None, False, worker.done + 1
-            if worker.done >= tasks_per_worker or not pending:
+            if tasks_per_worker is not None and worker.done >= tasks_per_worker:
                 _retire(worker)
+            else:
+                _assign(worker, pending, key)
         else:
             yield Retired(message[1])
 

@@ -52,10 +52,10 @@ class SweepConfig:
     backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks"))
     address: str | None = field(default=None, **opt("Ray address (e.g. auto or ray://host:10001); default: a local Ray instance"))
     jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
-    max_tasks_per_child: int = field(
-        default=1,
-        **opt("runs a worker process does before it is replaced: 1 keeps a long sweep's memory at that of "
-              "--jobs runs at a time; more reuses loaded models (faster, about 15%% more memory at 8)"),
+    max_tasks_per_child: int | None = field(
+        default=None,
+        **opt("runs a worker does before it is replaced; default: every run of its agent (a worker loads one "
+              "agent once, drives all of its laps, then exits)"),
     )
     out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md"))
 
@@ -68,7 +68,7 @@ class SweepConfig:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
-        if self.max_tasks_per_child < 1:
+        if self.max_tasks_per_child is not None and self.max_tasks_per_child < 1:
             raise ConfigError(f"max_tasks_per_child must be >= 1, got {self.max_tasks_per_child}")
         if self.address is not None and self.backend != "ray":
             raise ConfigError("--address needs --backend ray")
@@ -191,6 +191,11 @@ def execute(config: RunConfig) -> dict[str, Any]:
     return {**key, "status": "failed" if failed else "ran", "error": record.error, "termination": str(metrics.termination)}
 
 
+def run_agent(config: RunConfig) -> str:
+    """What a worker loads for a run: runs of one agent share a worker."""
+    return config.agent
+
+
 def run_key(config: RunConfig) -> dict[str, Any]:
     return {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "scenario": config.scenario, "out": str(config.out)}
 
@@ -201,16 +206,16 @@ def died(config: RunConfig, reason: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ backends
-def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
-    """The runs on ``jobs`` spawned workers (``simeval.eval.pool``): a worker that dies fails its
-    run alone; each is replaced after ``max_tasks_per_child`` runs, so a sweep's memory is that of
-    ``jobs`` workers whatever the number of runs. Agents whose ``close`` failed come last as
-    results of status 'close_failed'."""
+def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: int | None) -> Iterator[dict[str, Any]]:
+    """The runs on ``jobs`` workers (``simeval.eval.pool``), grouped by agent: a worker loads its
+    agent once, drives that agent's runs, then exits (or after ``max_tasks_per_child`` runs), so a
+    sweep's memory is that of ``jobs`` agents whatever the number of runs; a worker that dies fails
+    its run alone. Agents whose ``close`` failed come last as results of status 'close_failed'."""
     from simeval.eval.pool import Died, Finished, run_tasks
 
     closing: dict[str, str] = {}
-    for outcome in run_tasks(configs, execute, jobs=jobs, tasks_per_worker=max_tasks_per_child,
-                             initializer=init_worker, finish=close_cached):
+    for outcome in run_tasks(configs, execute, jobs=jobs, initializer=init_worker, finish=close_cached,
+                             key=run_agent, tasks_per_worker=max_tasks_per_child):
         if isinstance(outcome, Finished):
             yield outcome.value
         elif isinstance(outcome, Died):
@@ -221,9 +226,10 @@ def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: i
         yield {"agent": agent, "status": "close_failed", "error": error}
 
 
-def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_per_child: int) -> Iterator[dict[str, Any]]:
+def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_per_child: int | None) -> Iterator[dict[str, Any]]:
     """The same runs as Ray tasks, one CPU each; a local instance with ``jobs`` CPUs unless ``address``.
-    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``), as in the pool; a
+    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``; default never), and
+    keeps the last agent it loaded for the next run of that agent; a
     task whose worker dies is a failed run."""
     try:
         import ray
@@ -237,7 +243,7 @@ def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_
             kwargs.update(num_cpus=jobs, include_dashboard=False)
         ray.init(address=address, **kwargs)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=max_tasks_per_child)(execute)
+        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=max_tasks_per_child or 0)(execute)
         pending = {remote.remote(c): c for c in configs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -70,6 +70,10 @@ class Platform:
         return self.tensorrt is not None and self.gpu is not None
 
 
+NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
+"""Present wherever the NVIDIA driver is loaded (also in GPU containers); absent, there is no CUDA GPU."""
+
+
 def probe() -> Platform:
     """Look for the ``tensorrt`` module and a CUDA GPU (reached through torch, which also holds the
     engine's device memory); never raises."""
@@ -82,6 +86,8 @@ def probe() -> Platform:
     except Exception as exc:  # noqa: BLE001 - a broken install raises OSError and others
         missing.append(f"tensorrt does not load ({type(exc).__name__}: {first_line(exc)})")
     gpu = None
+    if not any(Path(p).exists() for p in NVIDIA_DRIVER_FILES):  # no driver: no GPU, and no torch import (1-2 s) to learn it
+        return Platform(version, None, (*missing, "no CUDA GPU"))
     try:
         import torch
 
