@@ -24,7 +24,7 @@ from simeval.sim.scenarios import Scenario, get_scenario
 from simeval.sim.simulator import MAX_PERIOD_S, US, SimConfig, Simulator
 from simeval.sim.vehicle import VehicleConfig
 from simeval.track.circuit import Circuit
-from simeval.track.lookup import RoadGrid
+from simeval.track.lookup import road_grid
 
 STARTS = ("spawn", "random")
 RESET_OPTIONS = ("start", "pose")
@@ -211,7 +211,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
                 f"scenario '{self.scenario.name}' changes the painted line, which only the raster renderer draws; "
                 "use --renderer raster"
             )
-        grid = RoadGrid(self.circuit)
+        grid = road_grid(self.circuit)  # shared by this process's envs of the same circuit
         self.sim = Simulator(self.circuit, config.vehicle, config.sim, grid)
         self._renderer = make_renderer(config.renderer, self.circuit, config.camera, grid=grid)
         if self.scenario.paint_gaps is not None:

@@ -183,3 +183,20 @@ def test_make_takes_the_config_record():
     env = gymnasium.make(ENV_ID, circuit="simple", config=EnvConfig(start="random", max_time_s=30.0))
     assert env.unwrapped.config.start == "random" and env.unwrapped.max_time_s == 30.0
     env.close()
+
+
+def test_envs_of_one_circuit_share_its_road_grid_and_an_edited_circuit_gets_its_own():
+    import numpy as np
+
+    from simeval.env import FollowLineEnv
+    from simeval.track.circuit import Circuit
+    from simeval.track.lookup import road_grid
+
+    first, second = FollowLineEnv("simple"), FollowLineEnv("simple")
+    assert first.sim.grid is second.sim.grid, "built once per process"
+    first.close()
+    second.close()
+    circuit = Circuit.from_name("simple")
+    wider = Circuit.from_points(np.column_stack([circuit.xy[::8], circuit.w_right[::8] + 0.5, circuit.w_left[::8] + 0.5]), circuit.meta)
+    assert road_grid(wider) is not road_grid(circuit)
+    assert road_grid(circuit) is road_grid(Circuit.from_name("simple"))

@@ -154,3 +154,16 @@ def test_a_worker_loads_its_agent_once_and_drives_all_of_its_laps(tmp_path: Path
     pids = loads.read_text().split()
     assert len(set(pids)) == len(pids), "no worker builds an agent twice"
     assert len(pids) <= 3, f"6 runs of 2 agents on 2 workers: each agent loaded once (plus at most one helper at the end), got {len(pids)}"
+
+
+def test_slow_starting_frameworks_go_first_and_share_workers_by_framework(tmp_path: Path) -> None:
+    from simeval.eval.sweep import SweepConfig, plan, worker_group
+
+    config = SweepConfig(out=tmp_path / "sweep")
+    runs = plan(config, ["expert", "onnx-fp32", "torch-fp32", "tf-fp32", "torch-static"], ["simple"], ["nominal"])
+    assert [r.agent for r in runs] == ["tf-fp32", "torch-fp32", "torch-static", "expert", "onnx-fp32"]
+    groups = {r.agent: worker_group(r) for r in runs}
+    assert groups["torch-fp32"] == groups["torch-static"] != groups["tf-fp32"]
+    assert groups["expert"] == "numpy" and groups["onnx-fp32"] == "onnxruntime"
+    user = config.run_config("tests.bad_agents:SlowAgent", "simple", 0)
+    assert worker_group(user) == "tests.bad_agents:SlowAgent", "a user's class imports what it likes: a group of its own"

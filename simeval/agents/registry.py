@@ -10,7 +10,7 @@ from pathlib import Path
 from simeval.agents.base import Agent, AgentInfo, FailedAgent
 from simeval.agents.card import CARD_FILE, model_dir, read_card, shipped_contract
 from simeval.agents.contract import SUFFIX, Artifact, ModelContract, preset, read_contract
-from simeval.agents.formats import format_of, missing, runtime_class
+from simeval.agents.formats import FORMATS, format_of, missing, runtime_class
 from simeval.agents.variants import BY_NAME, VARIANTS
 from simeval.errors import AgentError, ContractError, SimevalError, UnavailableError, UnknownNameError
 from simeval.paths import data_dir
@@ -50,6 +50,17 @@ def is_model_path(name: str) -> bool:
 def shipped(name: str) -> bool:
     """Whether model ``name`` has an artifact and card in ``agents/`` (the TensorRT ones are built on a GPU)."""
     return (model_dir(name) / CARD_FILE).is_file()
+
+
+def runtime_modules(name: str) -> tuple[str, ...] | None:
+    """The Python modules agent ``name`` imports to drive (none for the experts), from the
+    variants table or the file's name, without loading anything; None for a user's class (what it
+    imports is its own)."""
+    name = ALIASES.get(name, name)
+    if name in EXPERTS:
+        return ()
+    fmt = BY_NAME[name].format if name in BY_NAME else (format_of(Path(name)) if is_model_path(name) else None)
+    return FORMATS[fmt].modules if fmt in FORMATS else None
 
 
 def runnable_agents() -> list[str]:

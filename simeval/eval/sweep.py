@@ -54,8 +54,8 @@ class SweepConfig:
     jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
     max_tasks_per_child: int | None = field(
         default=None,
-        **opt("runs a worker does before it is replaced; default: every run of its agent (a worker loads one "
-              "agent once, drives all of its laps, then exits)"),
+        **opt("runs a worker does before it is replaced; default: all the runs of its framework's agents (a "
+              "worker loads each agent once and drives all of its laps, one agent at a time)"),
     )
     out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md"))
 
@@ -191,9 +191,15 @@ def execute(config: RunConfig) -> dict[str, Any]:
     return {**key, "status": "failed" if failed else "ran", "error": record.error, "termination": str(metrics.termination)}
 
 
-def run_agent(config: RunConfig) -> str:
-    """What a worker loads for a run: runs of one agent share a worker."""
-    return config.agent
+def worker_group(config: RunConfig) -> str:
+    """The runs that may share a worker: those of agents that import the same framework (the
+    experts: none; a user's class: its own). A worker drives its agent's runs, closes it, and goes on
+    with the next agent of its framework, so it imports torch or TensorFlow once and never holds
+    two agents (nor two frameworks) at a time."""
+    from simeval.agents.registry import runtime_modules
+
+    modules = runtime_modules(config.agent)
+    return config.agent if modules is None else "+".join(modules) or "numpy"
 
 
 def run_key(config: RunConfig) -> dict[str, Any]:
@@ -207,15 +213,16 @@ def died(config: RunConfig, reason: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ backends
 def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: int | None) -> Iterator[dict[str, Any]]:
-    """The runs on ``jobs`` workers (``simeval.eval.pool``), grouped by agent: a worker loads its
-    agent once, drives that agent's runs, then exits (or after ``max_tasks_per_child`` runs), so a
-    sweep's memory is that of ``jobs`` agents whatever the number of runs; a worker that dies fails
-    its run alone. Agents whose ``close`` failed come last as results of status 'close_failed'."""
+    """The runs on ``jobs`` workers (``simeval.eval.pool``), grouped by framework (``worker_group``):
+    a worker loads each agent once, drives all of its runs, closes it, takes the next agent of its
+    framework and exits when none is left (or after ``max_tasks_per_child`` runs), so a sweep's
+    memory is that of ``jobs`` agents whatever the number of runs; a worker that dies fails its
+    run alone. Agents whose ``close`` failed come last as results of status 'close_failed'."""
     from simeval.eval.pool import Died, Finished, run_tasks
 
     closing: dict[str, str] = {}
     for outcome in run_tasks(configs, execute, jobs=jobs, initializer=init_worker, finish=close_cached,
-                             key=run_agent, tasks_per_worker=max_tasks_per_child):
+                             key=worker_group, tasks_per_worker=max_tasks_per_child):
         if isinstance(outcome, Finished):
             yield outcome.value
         elif isinstance(outcome, Died):
@@ -258,10 +265,25 @@ def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_
 
 
 # ------------------------------------------------------------------------------------ the sweep
+START_UP_ORDER = ("tensorflow", "torch")
+"""Frameworks by how long a worker takes to import them and load a model (TensorFlow ~9 s, torch
+~1.5 s, the others well under a second): their runs go first, so that start-up overlaps the other
+workers' laps instead of ending the sweep on one busy core."""
+
+
+def start_up_rank(agent: str) -> int:
+    """Where ``agent``'s runs go in the plan: heaviest framework first (``START_UP_ORDER``)."""
+    from simeval.agents.registry import runtime_modules
+
+    modules = runtime_modules(agent) or ()
+    return next((i for i, name in enumerate(START_UP_ORDER) if name in modules), len(START_UP_ORDER))
+
+
 def plan(config: SweepConfig, agents: list[str], circuits: list[str], scenarios: list[str]) -> list[RunConfig]:
-    """Every combination not done yet, agent-major so a worker reuses the agent it loaded."""
+    """Every combination not done yet, agent-major so a worker reuses the agent it loaded, the
+    agents of slow-starting frameworks first (the order of runs changes no result)."""
     todo = []
-    for agent in agents:
+    for agent in sorted(agents, key=start_up_rank):
         for circuit in circuits:
             for scenario in scenarios:
                 for seed in range(config.seeds):

@@ -14,6 +14,8 @@ float32 exact to a tenth of a millimetre on kilometre-sized circuits.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +62,10 @@ class RoadGrid:
         self.models = self._fit_models(cells)
         """One row of ``COLUMNS`` per band cell, plus the outside row (rows of 32 bytes: numpy's
         ``take`` copies those faster than narrower ones)."""
-        # Plain-Python copies for the per-point path (a few points per physics step), where numpy's
-        # per-call overhead would cost more than the arithmetic.
-        self._rows = list(map(tuple, self.models.tolist()))  # the same floats, 20x faster than float() each
+        # Plain-Python copies of the rows the per-point path meets (a few points per physics step),
+        # where numpy's per-call overhead would cost more than the arithmetic; made as the car
+        # reaches each cell (a lap meets a few thousand of the grid's ~10^5 rows).
+        self._rows: dict[int, tuple[float, ...]] = {}
 
     # --------------------------------------------------------------------------------- build
     def _band_cells(self, reach: float) -> NDArray[np.int64]:
@@ -155,6 +158,28 @@ class RoadGrid:
         rx, ry = x - self._origin_x, y - self._origin_y
         col = min(max(int(rx / self.cell_m), 0), self.shape[1] - 1)
         row = min(max(int(ry / self.cell_m), 0), self.shape[0] - 1)
-        d0, d_gx, d_gy, half, shift, s0, s_gx, s_gy = self._rows[self.cell_model[row * self.shape[1] + col]]
+        index = int(self.cell_model[row * self.shape[1] + col])
+        found = self._rows.get(index)
+        if found is None:
+            found = self._rows[index] = tuple(self.models[index].tolist())
+        d0, d_gx, d_gy, half, shift, s0, s_gx, s_gy = found
         d = d0 + d_gx * rx + d_gy * ry
         return (s0 + s_gx * rx + s_gy * ry) % self.circuit.length_m, d, half - abs(d - shift)
+
+
+GRID_CACHE_SIZE = 3
+"""Road grids kept per process: a sweep's worker drives the same few circuits lap after lap."""
+_grids: OrderedDict[str, RoadGrid] = OrderedDict()
+
+
+def road_grid(circuit: Circuit) -> RoadGrid:
+    """The road grid of ``circuit``, shared by every env of that circuit in this process (a grid
+    takes ~0.1-0.5 s to build and never changes). Keyed by the geometry itself, so an edited
+    circuit file gets a grid of its own; the ``GRID_CACHE_SIZE`` last used are kept."""
+    key = hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes() for a in (circuit.xy, circuit.w_left, circuit.w_right))).hexdigest()
+    grid = _grids.pop(key, None) or RoadGrid(circuit)
+    _grids[key] = grid
+    while len(_grids) > GRID_CACHE_SIZE:
+        _grids.popitem(last=False)
+    return grid
+
