@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m simeval.run", description=__doc__.splitlines()[0])
     add_dataclass_arguments(parser, RunConfig)
-    parser.add_argument("--list-agents", action="store_true", help="print the registered agent names and exit")
+    parser.add_argument("--list-agents", action="store_true",
+                        help="print every registered agent, 'ready' or what it lacks here (a package, a GPU, a build), and exit")
     return parser
 
 
@@ -42,12 +43,21 @@ def format_metrics(metrics: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def list_agents() -> str:
+    """A line per registered agent: its name, then 'ready' or what it lacks here."""
+    from simeval.agents.registry import ALIASES, agent_status, registered
+
+    names = registered()
+    width = max(len(n) for n in names)
+    lines = [f"{name:<{width}}  {agent_status(name) or 'ready'}" for name in names]
+    lines += [f"{alias:<{width}}  = {target}" for alias, target in sorted(ALIASES.items())]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from simeval.agents import agent_names
-
     if args.list_agents:
-        print("\n".join(agent_names()))
+        print(list_agents())
         return 0
     try:
         return _run(args)

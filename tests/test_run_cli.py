@@ -112,10 +112,19 @@ def test_agent_failing_mid_lap_exits_3_and_keeps_the_partial_lap(tmp_path, capsy
     assert metrics["steps"] == 5
 
 
-def test_list_agents(capsys):
+def test_list_agents_says_which_are_ready_and_what_the_others_lack(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as in an environment without ONNX Runtime
     assert main(["--list-agents"]) == 0
-    names = capsys.readouterr().out.split()
-    assert {"expert", "pure-pursuit"} <= set(names)
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()}
+    assert rows["expert"] == rows["pure-pursuit"] == rows["torch-fp32"] == "ready"
+    assert rows["onnx-int8"] == "onnxruntime not installed (pip install 'simeval[onnx]')"
+    from simeval.agents.formats.tensorrt_engine import probe
+
+    if not probe().ready:
+        assert all(rows[n] != "ready" for n in ("tftrt-fp32", "tftrt-fp16", "tftrt-int8")), "no TensorRT or GPU here"
+    assert rows["pilotnet"] == "= torch-fp32"
 
 
 def test_user_class_that_is_not_an_agent_is_refused(capsys):

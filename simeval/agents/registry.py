@@ -52,6 +52,32 @@ def shipped(name: str) -> bool:
     return (model_dir(name) / CARD_FILE).is_file()
 
 
+NEEDS_HARDWARE = ("tensorrt", "tensorrt-engine")
+"""Formats that need more than their packages (a CUDA GPU): ``agent_status`` asks their runtime."""
+
+
+def agent_status(name: str) -> str | None:
+    """What registered agent ``name`` lacks to drive here, in one line, or None when it is ready:
+    from what is installed and built, without loading its model (only TensorRT's agents look for
+    a GPU, and without torch where there is no NVIDIA driver)."""
+    name = ALIASES.get(name, name)
+    if name in EXPERTS:
+        return None
+    if name not in BY_NAME and not shipped(name):
+        raise UnknownNameError("agent", name, agent_names())
+    fmt = BY_NAME[name].format if name in BY_NAME else read_card(model_dir(name)).contract.get("artifact", {}).get("format", "")
+    lacking = missing(fmt)
+    if lacking is None and fmt in NEEDS_HARDWARE:  # the others' runtimes would import their framework (seconds)
+        try:
+            runtime_class(fmt).check_available(name)
+        except UnavailableError as exc:
+            lacking = str(exc)
+    if lacking is None and not shipped(name):
+        make = "make models" if BY_NAME[name].parent is None else f"python -m simeval.optimize {name}"
+        lacking = f"not built here: run `{make}`"
+    return lacking
+
+
 def runtime_modules(name: str) -> tuple[str, ...] | None:
     """The Python modules agent ``name`` imports to drive (none for the experts), from the
     variants table or the file's name, without loading anything; None for a user's class (what it
