@@ -7,6 +7,9 @@
 
 The catalogue is ``simeval.track.catalogue``; the recipe of the shipped circuits is
 ``simeval.track.recipe``.
+
+Exit codes: 0 done (``list`` also when a user circuit is broken: it is listed with its error);
+2 bad input (an unknown name, a malformed or out-of-bounds circuit file, an unwritable output).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simeval.errors import CircuitError, SimevalError, first_line
+from simeval.options import command_parser
 from simeval.paths import data_dir, results_dir, user_circuits_dir
 from simeval.track.catalogue import available, circuit_files, circuit_path
 from simeval.track.circuit import Circuit
@@ -126,7 +130,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simeval.circuits", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m simeval.circuits", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser(

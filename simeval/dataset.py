@@ -22,6 +22,7 @@ from pathlib import Path
 
 from simeval.build.dataset import SPLITS, DatasetConfig, generate
 from simeval.errors import SimevalError
+from simeval.options import command_parser
 from simeval.paths import dataset_dir
 
 
@@ -30,7 +31,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simeval.dataset", description=__doc__.split("\n")[0])
+    parser = command_parser("python -m simeval.dataset", __doc__)
     parser.add_argument("--out", type=Path, help=f"data set folder (default {dataset_dir()})")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (the data set is the same for any number)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simeval.errors import SimevalError
+from simeval.options import command_parser
 
 if TYPE_CHECKING:
     from simeval.agents.contract import OutputChannel
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simeval.agents.contract import PRESETS
     from simeval.agents.formats import FORMATS
 
-    parser = argparse.ArgumentParser(prog="python -m simeval.models", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.models", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="write a model file's contract (model.simeval.toml) to edit")
     init.add_argument("model", type=Path, help="the model file (or SavedModel folder)")

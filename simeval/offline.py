@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from simeval.errors import SimevalError
+from simeval.options import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simeval.offline", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.offline", __doc__)
     parser.add_argument("--agents", default="all", help="comma-separated agent names or model files, or all (default)")
     parser.add_argument("--out", type=Path, default=None, help="folder to write; default results/offline__<time>")
     parser.add_argument("--data", type=Path, default=None,

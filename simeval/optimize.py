@@ -16,11 +16,12 @@ from pathlib import Path
 
 from simeval.agents.variants import built_variants
 from simeval.errors import AgentError, SimevalError
+from simeval.options import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     names = ", ".join(v.name for v in built_variants())
-    parser = argparse.ArgumentParser(prog="python -m simeval.optimize", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.optimize", __doc__)
     parser.add_argument("names", nargs="+", help=f"variants to build, or 'all': {names}")
     parser.add_argument("--data", type=Path, default=None, help="data set folder (default data/pilotnet)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")

@@ -15,7 +15,7 @@ import sys
 from simeval.agents.base import close_agent
 from simeval.atomic import clean_stale, ensure_writable
 from simeval.errors import ResultsError, SimevalError
-from simeval.options import add_dataclass_arguments, dataclass_from_args
+from simeval.options import add_dataclass_arguments, command_parser, dataclass_from_args
 
 EXIT_BAD_INPUT = 2
 EXIT_AGENT_FAILED = 3
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The CLI, generated from ``RunConfig`` so that flags and config never disagree."""
     from simeval.eval.run import RunConfig
 
-    parser = argparse.ArgumentParser(prog="python -m simeval.run", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.run", __doc__)
     add_dataclass_arguments(parser, RunConfig)
     parser.add_argument("--list-agents", action="store_true",
                         help="print every registered agent, 'ready' or what it lacks here (a package, a GPU, a build), and exit")

@@ -20,7 +20,7 @@ from pathlib import Path
 from simeval.errors import SimevalError
 from simeval.eval.run import RunConfig
 from simeval.eval.sweep import PER_RUN, SweepConfig, sweep
-from simeval.options import add_dataclass_arguments, dataclass_from_args
+from simeval.options import add_dataclass_arguments, command_parser, dataclass_from_args
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simeval.sweep", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.sweep", __doc__)
     add_dataclass_arguments(parser, SweepConfig)
     add_dataclass_arguments(parser, RunConfig, exclude=PER_RUN)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -13,13 +13,13 @@ import argparse
 import sys
 
 from simeval.errors import SimevalError
-from simeval.options import add_dataclass_arguments, dataclass_from_args
+from simeval.options import add_dataclass_arguments, command_parser, dataclass_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
     from simeval.build.training.config import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="python -m simeval.train", description=__doc__.splitlines()[0])
+    parser = command_parser("python -m simeval.train", __doc__)
     add_dataclass_arguments(parser, TrainConfig)
     return parser
 

@@ -120,3 +120,21 @@ def test_environment_yml_has_the_dependencies_of_pyproject() -> None:
     declared.update({Requirement(i).name.lower(): str(Requirement(i).specifier) for i in pip if not i.startswith("-")})
     assert declared == wanted
     assert any(d.startswith("python=") for d in conda) and project["requires-python"] == ">=3.10"
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "models", "circuits", "dataset", "train", "optimize", "offline"])
+def test_every_command_has_clean_help(command, capsys) -> None:
+    """What `--help` shows: the whole first sentence of what the command does, choices where a
+    setting has them, the exit codes, and no reStructuredText markup or '(default: None)'."""
+    from simeval.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]
+    assert description[0].isupper() and description.rstrip().endswith("."), description
+    assert "``" not in text and "(default: None)" not in text
+    assert "Exit codes: 0 " in " ".join(text.split())
+    if command in ("run", "sweep"):
+        assert "{raster,pybullet}" in text and "{lockstep,latency}" in text and "{spawn,random}" in text

@@ -14,13 +14,14 @@ from pathlib import Path
 import gymnasium as gym
 
 from simeval.agents.base import Agent
-from simeval.env import EnvConfig, FollowLineEnv
+from simeval.env import STARTS, EnvConfig, FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
 from simeval.eval.rollout import LapRecord, rollout
 from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
-from simeval.sim.scenarios import get_scenario
+from simeval.sim.renderer import RENDERERS
+from simeval.sim.scenarios import get_scenario, scenario_names
 
 TIMINGS = ("lockstep", "latency")
 
@@ -32,12 +33,12 @@ class RunConfig:
     agent: str = field(default="expert", **_opt("agent name (see --list-agents), a model file (with its contract beside it), a contract file, or package.module:Class"))
     circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list)"))
     seed: int = field(default=0, **_opt("seed of the episode (random start, agent noise)"))
-    renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet"))
-    timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency"))
+    renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet", choices=RENDERERS))
+    timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency", choices=TIMINGS))
     latency_ms: float | None = field(default=None, **_opt("fixed latency in ms for --timing latency (bit-reproducible); default: measured"))
     latency_scale: float = field(default=1.0, **_opt("multiplier of the measured latency in --timing latency (emulates slower hardware)"))
-    scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.sim.scenarios): nominal, offset-start, camera-noise, dim, bright, colour-shift, line-gaps"))
-    start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap"))
+    scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.sim.scenarios)", choices=scenario_names()))
+    start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap", choices=STARTS))
     max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
     contract: Path | None = field(default=None, **_opt("model contract of --agent's model file (default: the .simeval.toml beside it)"))
     trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))

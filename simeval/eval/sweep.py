@@ -49,7 +49,7 @@ class SweepConfig:
     circuits: str = field(default="all", **opt("comma-separated circuit names, or all (the test circuits)"))
     seeds: int = field(default=1, **opt("number of seeds per (agent, circuit, scenario): seeds 0..N-1"))
     scenarios: str = field(default="nominal", **opt("comma-separated robustness scenarios (simeval.sim.scenarios), or all"))
-    backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks"))
+    backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks", choices=BACKENDS))
     address: str | None = field(default=None, **opt("Ray address (e.g. auto or ray://host:10001); default: a local Ray instance"))
     jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
     max_tasks_per_child: int | None = field(
