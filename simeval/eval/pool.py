@@ -124,17 +124,17 @@ def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, init
     ``work``, ``initializer``, ``finish`` and the tasks must pickle (module-level functions).
     Closing the iterator early (or an exception in the consumer, Ctrl-C included) stops the workers.
     """
-    pending: list[Task] = list(tasks)
+    pending: list[tuple[Hashable, Task]] = [(key(task), task) for task in tasks]
     workers: list[_Worker] = []
     try:
         while pending or workers:
             while pending and sum(not w.retiring for w in workers) < jobs:
                 worker = _start((work, initializer, finish))
                 held = {w.key for w in workers if not w.retiring}
-                worker.key = next((key(t) for t in pending if key(t) not in held), key(pending[0]))
+                worker.key = next((k for k, _ in pending if k not in held), pending[0][0])
                 workers.append(worker)
-                _assign(worker, pending, key)
-            yield from _collect(workers, pending, key, tasks_per_worker)
+                _assign(worker, pending)
+            yield from _collect(workers, pending, tasks_per_worker)
     finally:
         _stop_all(workers)
 
@@ -150,17 +150,20 @@ def _start(functions: tuple[Callable, ...]) -> _Worker:
     finally:
         theirs.close()
     conn = Connection(ours.detach())
-    conn.send(functions)
+    try:
+        conn.send(functions)
+    except OSError:
+        pass  # it died at once: its socket's end tells
     return _Worker(process, conn)
 
 
-def _assign(worker: _Worker, pending: list, key: Callable[[Any], Hashable]) -> None:
+def _assign(worker: _Worker, pending: list[tuple[Hashable, Any]]) -> None:
     """Send the worker the next task of its key, or retire it when none is left."""
-    index = next((i for i, task in enumerate(pending) if key(task) == worker.key), None)
+    index = next((i for i, (k, _) in enumerate(pending) if k == worker.key), None)
     if index is None:
         _retire(worker)
         return
-    worker.task, worker.busy = pending.pop(index), True
+    worker.task, worker.busy = pending.pop(index)[1], True
     try:
         worker.conn.send(worker.task)
     except OSError:
@@ -175,7 +178,7 @@ def _retire(worker: _Worker) -> None:
         pass  # already dead: its socket's end tells
 
 
-def _collect(workers: list[_Worker], pending: list, key: Callable[[Any], Hashable],
+def _collect(workers: list[_Worker], pending: list[tuple[Hashable, Any]],
              tasks_per_worker: int | None) -> Iterator[Finished | Died | Retired]:
     """Wait for any worker to answer or end; yield what happened, give the worker its next task,
     and drop the workers that ended."""
@@ -194,7 +197,7 @@ def _collect(workers: list[_Worker], pending: list, key: Callable[[Any], Hashabl
             if tasks_per_worker is not None and worker.done >= tasks_per_worker:
                 _retire(worker)
             else:
-                _assign(worker, pending, key)
+                _assign(worker, pending)
         else:
             yield Retired(message[1])
 
