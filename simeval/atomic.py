@@ -112,25 +112,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def is_stale(path: Path) -> bool:
+_LEGACY = re.compile(r"^\..+\.[a-z0-9_]{8}\.partial$")
+"""A run folder in progress as simeval named them before owners were recorded (mkdtemp's suffix)."""
+
+
+def is_stale(path: Path, legacy: bool = False) -> bool:
     """A temporary ``.partial`` folder or ``.tmp`` file of a process of this machine that is gone
     (killed mid-write). One of a live process, or of another machine (a cluster's shared folder),
-    is not; a ``.partial`` folder without an owner (written before owners were recorded) is."""
+    is not; with ``legacy``, a ``.partial`` folder named as simeval named them before owners were
+    recorded is (only in folders simeval owns: a sweep's runs/)."""
     name = path.name
-    if not (name.startswith(".") and name.endswith((".partial", ".tmp"))):
-        return False
     owner = _OWNED.match(name)
     if owner is None:
-        return name.endswith(".partial") and path.is_dir()
+        return legacy and bool(_LEGACY.match(name)) and path.is_dir()
     return owner["host"] == HOST_TAG and not _alive(int(owner["pid"]))
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def clean_stale(folder: Path, legacy: bool = False) -> list[Path]:
     """Remove what dead processes left half-written in ``folder`` (never a live writer's)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = sorted(p for p in folder.iterdir() if is_stale(p))
+    stale = sorted(p for p in folder.iterdir() if is_stale(p, legacy))
     for path in stale:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -308,7 +308,7 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     scenarios = resolve_scenarios(config.scenarios)
     out = Path(config.out)
     ensure_writable(out)
-    clean_stale(out / RUNS_DIR)
+    clean_stale(out / RUNS_DIR, legacy=True)  # runs/ is simeval's alone
     clean_stale(out)
     todo = plan(config, agents, circuits, scenarios)
     total = len(agents) * len(circuits) * len(scenarios) * config.seeds

@@ -112,7 +112,10 @@ def test_stale_partials_of_dead_processes_are_cleared_and_live_ones_kept(tmp_pat
         legacy.mkdir()
         other_host = runs / live.name.replace(live.name.split(".")[-3][:8], "00000000", 1)
         other_host.mkdir()  # another machine's run on a shared folder: never ours to judge
-        assert clean_stale(runs) == sorted([dead, legacy])
+        unrelated = runs.parent / ".someone-else.partial"  # not simeval's naming: never touched
+        unrelated.mkdir()
+        assert clean_stale(runs.parent) == [] and clean_stale(runs) == [dead]
+        assert clean_stale(runs, legacy=True) == [legacy] and unrelated.is_dir()
         assert live.is_dir() and other_host.is_dir()
 
 
