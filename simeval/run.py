@@ -74,9 +74,11 @@ def _run(args: argparse.Namespace) -> int:
     from simeval.env import Termination
     from simeval.eval.results import default_run_dir
     from simeval.eval.run import RunConfig, run_and_save
+    from simeval.track.loader import check_scale_applies
 
     config = dataclass_from_args(RunConfig, args)
     out = config.out or default_run_dir(config.circuit, config.agent, config.seed)
+    check_scale_applies([config.circuit], config.circuit_scale)
     ensure_writable(out)
     if out.exists():
         raise ResultsError(f"{out} already exists; choose another --out folder or remove it")

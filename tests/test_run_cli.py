@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from simeval.paths import REPO_ROOT
 from simeval.run import EXIT_AGENT_FAILED, EXIT_BAD_INPUT, main
 
 DESIGN_METRICS = {
@@ -144,3 +145,42 @@ def test_expert_run_imports_neither_torch_nor_tensorflow(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_circuit_file_drives_as_its_catalogue_twin_and_a_tumftm_file_at_a_scale(tmp_path, capsys):
+    """`--circuit path.csv`: a simeval circuit file drives the lap its catalogue copy drives, byte
+    for byte; a TUMFTM file drives at `--circuit-scale`; neither is imported into the catalogue."""
+    import shutil
+
+    from simeval.track.catalogue import available
+    from simeval.track.recipe import sources_dir
+
+    before = set(available())
+    mine = tmp_path / "mytrack.csv"
+    shutil.copy(REPO_ROOT / "circuits" / "simple.csv", mine)
+    assert main(["--agent", "expert", "--circuit", str(mine), "--no-plot", "--max-time-s", "20", "--out", str(tmp_path / "file")]) == 0
+    assert main(["--agent", "expert", "--circuit", "simple", "--no-plot", "--max-time-s", "20", "--out", str(tmp_path / "name")]) == 0
+    assert (tmp_path / "file" / "trajectory.csv").read_bytes() == (tmp_path / "name" / "trajectory.csv").read_bytes()
+
+    raw = tmp_path / "spielberg_raw.csv"
+    shutil.copy(sources_dir() / "tumftm" / "Spielberg.csv", raw)
+    out = tmp_path / "tumftm"
+    assert main(["--agent", "expert", "--circuit", str(raw), "--circuit-scale", "1:4.315", "--no-plot", "--max-time-s", "5", "--out", str(out)]) == 0
+    facts = json.loads((out / "config.json").read_text())
+    assert facts["circuit"]["name"] == "spielberg_raw" and abs(facts["circuit"]["lap_length_m"] - 997) < 5
+    assert facts["run"]["circuit_scale"] == "1:4.315"
+    assert set(available()) == before, "nothing was imported"
+    capsys.readouterr()
+
+    assert main(["--agent", "expert", "--circuit", "simple", "--circuit-scale", "1:2", "--out", str(tmp_path / "x")]) == EXIT_BAD_INPUT
+    assert "--circuit-scale 1:2 applies to TUMFTM circuit files, and none of simple is one" in capsys.readouterr().err
+    assert main(["--agent", "expert", "--circuit", str(mine), "--circuit-scale", "1:2", "--out", str(tmp_path / "z")]) == EXIT_BAD_INPUT
+    assert "a simeval circuit file carries its own scale" in capsys.readouterr().err
+    assert main(["--agent", "expert", "--circuit", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "y")]) == EXIT_BAD_INPUT
+    assert "nope.csv: no such circuit file" in capsys.readouterr().err
+
+
+def test_a_default_run_folder_is_named_after_a_circuit_file_without_its_path():
+    from simeval.eval.results import run_id
+
+    assert run_id("some/where/mytrack.csv", "expert", 0).startswith("mytrack__expert__0__")

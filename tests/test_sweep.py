@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -167,3 +168,23 @@ def test_slow_starting_frameworks_go_first_and_share_workers_by_framework(tmp_pa
     assert groups["expert"] == "numpy" and groups["onnx-fp32"] == "onnxruntime"
     user = config.run_config("tests.bad_agents:SlowAgent", "simple", 0)
     assert worker_group(user) == "tests.bad_agents:SlowAgent", "a user's class imports what it likes: a group of its own"
+
+
+def test_a_sweep_takes_circuit_files_beside_catalogue_names(tmp_path: Path) -> None:
+    import shutil
+
+    mine = tmp_path / "mytrack.csv"
+    shutil.copy(REPO_ROOT / "circuits" / "simple.csv", mine)
+    out = tmp_path / "sweep"
+    assert main(["--agents", "expert", "--circuits", f"simple,{mine}", "--max-time-s", "3", "--no-plot", "--no-progress", "--out", str(out)]) == 0
+    assert run_names(out) == {"simple__expert__0", "mytrack__expert__0"}
+    assert folder_digest(out / "runs" / "simple__expert__0")["trajectory.csv"] == folder_digest(out / "runs" / "mytrack__expert__0")["trajectory.csv"]
+    assert "mytrack.csv" in (out / "summary.csv").read_text() and (out / "report.md").is_file()
+
+    raw = tmp_path / "spielberg_raw.csv"
+    shutil.copy(REPO_ROOT / "circuits" / "sources" / "tumftm" / "Spielberg.csv", raw)
+    assert main(["--agents", "expert", "--circuits", f"simple,{raw}", "--circuit-scale", "1:4.315", "--max-time-s", "3",
+                 "--no-plot", "--no-progress", "--out", str(out)]) == 0, "the scale is the TUMFTM file's; simple keeps its own"
+    config = json.loads((out / "runs" / "spielberg_raw__expert__0" / "config.json").read_text())
+    assert config["run"]["circuit_scale"] == "1:4.315" and abs(config["circuit"]["lap_length_m"] - 997) < 5
+    assert json.loads((out / "runs" / "simple__expert__0" / "config.json").read_text())["run"]["circuit_scale"] is None

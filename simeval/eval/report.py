@@ -288,7 +288,7 @@ def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[s
 
     ``plots=False`` (an interrupted sweep, which must stop at once) writes the tables alone and
     says that the plots come with the next complete sweep."""
-    from simeval.track.circuit import Circuit
+    from simeval.track.loader import load_circuit
 
     out = Path(out)
     runs, failures = load_runs(out), load_failures(out)
@@ -308,7 +308,7 @@ def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[s
         lines += ["## Completion per scenario", "", "Laps completed over every circuit and seed.", "",
                   *completion_table(agents, scenarios, runs), ""]
     for name in circuits:
-        circuit = Circuit.from_name(name)
+        circuit = load_circuit(name, next((r.run.get("circuit_scale") for r in runs if r.circuit == name), None))
         for scenario in scenarios:
             mine = [r for r in runs if r.circuit == name and r.scenario == scenario]
             if mine:

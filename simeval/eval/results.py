@@ -23,6 +23,7 @@ from simeval.atomic import atomic_directory
 from simeval.eval.metrics import DeviationProfile, LapMetrics
 from simeval.eval.rollout import LapRecord
 from simeval.paths import REPO_ROOT, results_dir
+from simeval.track.loader import circuit_label
 
 RUNS_DIR = "runs"
 """A sweep's run folders are ``DIR/runs/<run>/``."""
@@ -37,7 +38,7 @@ def safe_name(name: str) -> str:
 def run_id(circuit: str, agent: str, seed: int, when: datetime | None = None) -> str:
     """``{circuit}__{agent}__{seed}__{time}``: sortable and says what ran."""
     stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
-    return f"{circuit}__{safe_name(agent)}__{seed}__{stamp}"
+    return f"{safe_name(circuit_label(circuit))}__{safe_name(agent)}__{seed}__{stamp}"
 
 
 def default_run_dir(circuit: str, agent: str, seed: int) -> Path:

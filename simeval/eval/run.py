@@ -22,6 +22,7 @@ from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
 from simeval.sim.renderer import RENDERERS
 from simeval.sim.scenarios import get_scenario, scenario_names
+from simeval.track.loader import load_circuit
 
 TIMINGS = ("lockstep", "latency")
 
@@ -31,7 +32,8 @@ class RunConfig:
     """Every setting of one run; the CLI is generated from these fields and config.json saves them."""
 
     agent: str = field(default="expert", **_opt("agent name (see --list-agents), a model file (with its contract beside it), a contract file, or package.module:Class"))
-    circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list)"))
+    circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list), or a circuit file: a simeval circuit .csv, or a TUMFTM .csv with --circuit-scale"))
+    circuit_scale: str | None = field(default=None, **_opt("scale of a TUMFTM file given as --circuit, e.g. 1:3.03 or 0.33 (default 1:1); catalogue circuits and simeval circuit files carry their own"))
     seed: int = field(default=0, **_opt("seed of the episode (random start, agent noise)"))
     renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet", choices=RENDERERS))
     timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency", choices=TIMINGS))
@@ -83,7 +85,7 @@ def make_env(config: RunConfig, camera: CameraConfig | None = None) -> FollowLin
     env_config = config.env_config()
     if camera is not None:
         env_config = dataclasses.replace(env_config, camera=camera)
-    return FollowLineEnv(config.circuit, env_config)
+    return FollowLineEnv(load_circuit(config.circuit, config.circuit_scale), env_config)
 
 
 def run_episode(env: gym.Env, agent: Agent, config: RunConfig) -> LapRecord:

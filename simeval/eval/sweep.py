@@ -28,6 +28,7 @@ from simeval.errors import ConfigError, first_line
 from simeval.eval.results import RUNS_DIR, safe_name
 from simeval.eval.run import RunConfig, run_and_save
 from simeval.options import opt
+from simeval.track.loader import circuit_label, is_tumftm_file
 
 BACKENDS = ("process", "ray")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -78,6 +79,7 @@ class SweepConfig:
         return dataclasses.replace(
             self.run, agent=agent, circuit=circuit, seed=seed, scenario=scenario,
             out=run_dir(self.out, circuit, agent, seed, scenario),
+            circuit_scale=self.run.circuit_scale if is_tumftm_file(circuit) else None,  # the others carry their own
         )
 
 
@@ -85,7 +87,7 @@ def run_dir(out: Path, circuit: str, agent: str, seed: int, scenario: str = "nom
     """``out/runs/<circuit>__<agent>__<seed>`` (``__<scenario>`` appended unless nominal):
     deterministic, so a rerun finds it."""
     suffix = "" if scenario == "nominal" else f"__{scenario}"
-    return Path(out) / RUNS_DIR / f"{circuit}__{safe_name(agent)}__{seed}{suffix}"
+    return Path(out) / RUNS_DIR / f"{safe_name(circuit_label(circuit))}__{safe_name(agent)}__{seed}{suffix}"
 
 
 def split_names(text: str, every: Iterable[str], kind: str) -> list[str]:
@@ -117,12 +119,19 @@ def resolve_scenarios(text: str) -> list[str]:
     return names
 
 
-def resolve_circuits(text: str) -> list[str]:
-    from simeval.track.catalogue import circuit_path, evaluation_circuits
+def resolve_circuits(text: str, scale: str | None = None) -> list[str]:
+    """Catalogue names (``all``: the test circuits) or circuit files, each checked now: an unknown
+    name suggests the nearest known one, a bad file says what is wrong, before any run."""
+    from simeval.track.catalogue import evaluation_circuits
+    from simeval.track.loader import check_scale_applies, load_circuit
 
     names = split_names(text, evaluation_circuits(), "circuit")
+    check_scale_applies(names, scale)
+    labels: dict[str, str] = {}
     for name in names:
-        circuit_path(name)  # an unknown name fails now with the nearest known one
+        load_circuit(name, scale)
+        if labels.setdefault(circuit_label(name), name) != name:
+            raise ConfigError(f"circuits '{labels[circuit_label(name)]}' and '{name}' would share run folders; rename one file")
     return names
 
 
@@ -304,7 +313,7 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     from simeval.eval.failures import record_failure, remove_resolved
     from simeval.eval.report import write_report
 
-    agents, circuits = resolve_agents(config.agents), resolve_circuits(config.circuits)
+    agents, circuits = resolve_agents(config.agents), resolve_circuits(config.circuits, config.run.circuit_scale)
     scenarios = resolve_scenarios(config.scenarios)
     out = Path(config.out)
     ensure_writable(out)
