@@ -121,15 +121,19 @@ def resolve_scenarios(text: str) -> list[str]:
 
 def resolve_circuits(text: str, scale: str | None = None) -> list[str]:
     """Catalogue names (``all``: the test circuits) or circuit files, each checked now: an unknown
-    name suggests the nearest known one, a bad file says what is wrong, before any run."""
-    from simeval.track.catalogue import evaluation_circuits
-    from simeval.track.loader import check_scale_applies, load_circuit
+    name suggests the nearest known one (a name lookup), a bad file says what is wrong (it is
+    read: a file is checked nowhere else before the runs), before any run."""
+    from simeval.track.catalogue import circuit_path, evaluation_circuits
+    from simeval.track.loader import check_scale_applies, is_circuit_file, load_circuit
 
     names = split_names(text, evaluation_circuits(), "circuit")
     check_scale_applies(names, scale)
     labels: dict[str, str] = {}
     for name in names:
-        load_circuit(name, scale)
+        if is_circuit_file(name):
+            load_circuit(name, scale)
+        else:
+            circuit_path(name)
         if labels.setdefault(circuit_label(name), name) != name:
             raise ConfigError(f"circuits '{labels[circuit_label(name)]}' and '{name}' would share run folders; rename one file")
     return names
