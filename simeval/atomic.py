@@ -8,7 +8,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,6 +85,18 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_folder_atomic(final: Path, files: Mapping[str, bytes]) -> Path:
+    """Write a folder of ``files`` (name -> content, names without a folder part) whole, as
+    ``atomic_directory`` does: it appears complete or not at all, and never over an existing one."""
+    for name in files:
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ResultsError(f"cannot write {final}: '{name}' is not a plain file name")
+    with atomic_directory(final) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+    return Path(final)
 
 
 def ensure_writable(folder: Path, option: str = "--out") -> None:

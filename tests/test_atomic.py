@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simeval.atomic import atomic_directory, write_text_atomic
+from simeval.atomic import atomic_directory, write_folder_atomic, write_text_atomic
 from simeval.errors import ResultsError
 
 
@@ -26,6 +26,16 @@ def test_existing_folder_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(ResultsError, match="already exists"), atomic_directory(tmp_path / "run"):
         pass
+
+
+def test_a_folder_of_files_is_written_whole_and_only_with_plain_names(tmp_path):
+    """A Ray sweep's run folders come from other machines as files: written whole, names checked."""
+    write_folder_atomic(tmp_path / "run", {"a.csv": b"1\n", "b.json": b"{}"})
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["a.csv", "b.json"]
+    for name in ("../escape", "/etc/passwd", "sub/x", ".."):
+        with pytest.raises(ResultsError, match="not a plain file name"):
+            write_folder_atomic(tmp_path / "bad", {name: b"x"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "nothing else written, nothing left half-written"
 
 
 def test_atomic_file_replaces_whole(tmp_path):

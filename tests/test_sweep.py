@@ -77,16 +77,30 @@ def test_killed_sweep_resumes_without_losing_or_redoing_runs(tmp_path: Path) -> 
     assert len(list(csv.DictReader((out / "summary.csv").open()))) == 6
 
 
-def test_ray_backend_drives_the_same_laps(tmp_path: Path) -> None:
+def test_ray_backend_drives_the_same_laps_on_actors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The Ray backend's actors: the process backend's trajectories, a killed actor fails its run
+    alone, an agent is loaded once per actor, a failed close is reported."""
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'simeval[ray]')")
+    loads = tmp_path / "loads.txt"
+    monkeypatch.setenv("SIMEVAL_TEST_LOADS", str(loads))
     ray_out, process_out = tmp_path / "ray", tmp_path / "process"
-    common = ["--agents", "expert", "--seeds", "2", "--jobs", "2", *TINY]
-    assert main([*common, "--backend", "ray", "--out", str(ray_out)]) == 0
-    assert main([*common, "--out", str(process_out)]) == 0
+    agents = "expert,tests.bad_agents:KilledMidLap,tests.bad_agents:RaisesInClose,tests.bad_agents:CountingAgent"
+    assert main(["--agents", agents, "--seeds", "2", "--jobs", "2", *TINY, "--backend", "ray", "--out", str(ray_out)]) == 3
+    assert "agent 'tests.bad_agents:RaisesInClose' failed in close()" in capsys.readouterr().err
+    assert main(["--agents", "expert", "--seeds", "2", "--jobs", "2", *TINY, "--out", str(process_out)]) == 0
     for seed in (0, 1):
         ray_run, process_run = run_dir(ray_out, "simple", "expert", seed), run_dir(process_out, "simple", "expert", seed)
         assert (ray_run / "trajectory.csv").read_bytes() == (process_run / "trajectory.csv").read_bytes()
-    assert len(list(csv.DictReader((ray_out / "summary.csv").open()))) == 2
+        assert json.loads((ray_run / "config.json").read_text())["ray"]["node_id"]
+    rows = {(r["agent"].split(":")[-1], r["seed"]): r for r in csv.DictReader((ray_out / "summary.csv").open())}
+    assert len(rows) == 8
+    assert all(rows[("KilledMidLap", s)]["termination"] == "worker_died" for s in "01")
+    assert rows[("KilledMidLap", "0")]["error"].startswith("the Ray actor failed: ")
+    assert all(rows[(a, s)]["termination"] == "timeout" for a in ("expert", "RaisesInClose", "CountingAgent") for s in "01")
+    pids = loads.read_text().split()
+    assert len(set(pids)) == len(pids), "no actor builds an agent twice"
+    assert "## Failed runs" in (ray_out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -95,6 +109,7 @@ def test_ray_backend_drives_the_same_laps(tmp_path: Path) -> None:
         ["--agents", "no-such-agent"],
         ["--circuits", "no-such-circuit"],
         ["--address", "auto"],
+        ["--backend", "ray", "--address", "localhost"],
         ["--seeds", "0"],
         ["--timing", "lockstep", "--latency-ms", "100"],
         ["--scenarios", "no-such-scenario"],

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from simeval.atomic import atomic_directory
+from simeval.atomic import write_folder_atomic
 from simeval.eval.metrics import DeviationProfile, LapMetrics
 from simeval.eval.rollout import LapRecord
 from simeval.paths import REPO_ROOT, results_dir
@@ -123,6 +123,28 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def run_folder_files(
+    record: LapRecord,
+    metrics: LapMetrics,
+    profile: DeviationProfile,
+    config: dict[str, Any],
+    figure_png: bytes | None = None,
+) -> dict[str, bytes]:
+    """The files of a run folder, by name: what ``write_run`` writes (a Ray sweep's node returns
+    them to the driver, which writes the folder)."""
+    files = {
+        "metrics.json": json.dumps(metrics.as_dict(), indent=2) + "\n",
+        "trajectory.csv": trajectory_csv(record),
+        "deviation.csv": deviation_csv(profile),
+        "timing.csv": timing_csv(record),
+        "config.json": json.dumps(config, indent=2, default=str) + "\n",
+    }
+    out = {name: text.encode("utf-8") for name, text in files.items()}
+    if figure_png is not None:
+        out["trajectory.png"] = figure_png
+    return out
+
+
 def write_run(
     out_dir: Path,
     record: LapRecord,
@@ -132,12 +154,4 @@ def write_run(
     figure_png: bytes | None = None,
 ) -> Path:
     """Write the run folder whole; refuses to overwrite an existing folder."""
-    with atomic_directory(out_dir) as tmp:
-        (tmp / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")
-        (tmp / "trajectory.csv").write_text(trajectory_csv(record))
-        (tmp / "deviation.csv").write_text(deviation_csv(profile))
-        (tmp / "timing.csv").write_text(timing_csv(record))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        if figure_png is not None:
-            (tmp / "trajectory.png").write_bytes(figure_png)
-    return out_dir
+    return write_folder_atomic(out_dir, run_folder_files(record, metrics, profile, config, figure_png))

@@ -1,7 +1,8 @@
 """One run: its settings (``RunConfig``), its env, its episode, and its folder of results.
 
 ``run_and_save`` drives one episode with ``rollout`` and writes everything a person or a report
-needs into one run folder; ``python -m simeval.run`` and each run of a sweep call it.
+needs into one run folder; ``python -m simeval.run`` and each run of a sweep call it (a Ray sweep's
+node calls ``run_files``, the same folder's files, and the driver writes them).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -113,7 +115,18 @@ def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord,
     """Drive one episode as ``config`` says and write its run folder whole (metrics, trajectory,
     deviation, timing, config with the versions and hardware, and the trajectory plot unless
     ``plot`` is off)."""
-    from simeval.eval.results import environment_facts, write_run
+    from simeval.atomic import write_folder_atomic
+
+    record, metrics, files = run_files(agent, config)
+    write_folder_atomic(out, files)
+    return record, metrics
+
+
+def run_files(agent: Agent, config: RunConfig, more_facts: dict[str, Any] | None = None) -> tuple[LapRecord, LapMetrics, dict[str, bytes]]:
+    """Drive one episode as ``config`` says: its record, its metrics and its run folder's files
+    (name -> bytes), not written; ``more_facts`` are more sections of config.json (where a Ray
+    sweep's run ran)."""
+    from simeval.eval.results import environment_facts, run_folder_files
 
     env = make_env(config, agent.camera)
     try:
@@ -135,8 +148,9 @@ def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord,
             "vehicle": asdict(env.vehicle),
             "sim": asdict(env.config.sim),
             "environment": environment_facts(),
+            **(more_facts or {}),
         }
-        write_run(out, record, metrics, profile, facts, png)
+        files = run_folder_files(record, metrics, profile, facts, png)
     finally:
         env.close()
-    return record, metrics
+    return record, metrics, files

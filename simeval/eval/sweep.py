@@ -7,8 +7,9 @@ loses at most the runs that were in flight. ``DIR/summary.csv`` and ``DIR/report
 from the run folders at the end of every sweep.
 
 Backends: ``process`` (default) runs a bounded pool of single-threaded worker processes here;
-``ray`` submits the same runs as Ray tasks (``--address`` as ``ray.init`` takes it, else a local
-instance with ``--jobs`` CPUs).
+``ray`` drives the same runs on Ray actors (``simeval.eval.ray_backend``): a local instance with
+``--jobs`` CPUs, or the cluster at ``--address``, whose nodes return each run's folder to this
+process, which writes it. Both group runs alike (``worker.worker_group``).
 
 """
 
@@ -23,16 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simeval.env import Termination
-from simeval.errors import ConfigError, first_line
+from simeval.errors import ConfigError
+from simeval.eval.ray_backend import check_address, run_ray
 from simeval.eval.results import RUNS_DIR, safe_name
-from simeval.eval.run import RunConfig, run_and_save
+from simeval.eval.run import RunConfig
+from simeval.eval.worker import close_cached, died, execute, init_worker, worker_group
 from simeval.options import opt
 from simeval.track.loader import circuit_label, is_tumftm_file
 
 BACKENDS = ("process", "ray")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-"""Set to 1 in every worker, so J workers use J cores and not J x (cores) threads."""
 
 
 PER_RUN = ("agent", "circuit", "seed", "scenario", "out", "contract")
@@ -50,9 +50,16 @@ class SweepConfig:
     circuits: str = field(default="all", **opt("comma-separated circuit names, or all (the test circuits)"))
     seeds: int = field(default=1, **opt("number of seeds per (agent, circuit, scenario): seeds 0..N-1"))
     scenarios: str = field(default="nominal", **opt("comma-separated robustness scenarios (simeval.sim.scenarios), or all"))
-    backend: str = field(default="process", **opt("process: worker processes here; ray: Ray tasks", choices=BACKENDS))
-    address: str | None = field(default=None, **opt("Ray address (e.g. auto or ray://host:10001); default: a local Ray instance"))
-    jobs: int | None = field(default=None, **opt("parallel runs (one thread each); default: the CPU count"))
+    backend: str = field(default="process", **opt("process: worker processes here; ray: Ray actors (a local instance, or the cluster at --address)", choices=BACKENDS))
+    address: str | None = field(
+        default=None,
+        **opt("the Ray cluster to run on: HOST:PORT of its head (as ray start --head printed it), auto (the cluster "
+              "started on this machine), or ray://HOST:PORT (Ray Client); default: a local Ray instance"),
+    )
+    jobs: int | None = field(
+        default=None,
+        **opt("parallel runs (one thread each); default: the CPU count here, or with --address every CPU of the cluster"),
+    )
     max_tasks_per_child: int | None = field(
         default=None,
         **opt("runs a worker does before it is replaced; default: all the runs of its framework's agents (a "
@@ -73,6 +80,8 @@ class SweepConfig:
             raise ConfigError(f"max_tasks_per_child must be >= 1, got {self.max_tasks_per_child}")
         if self.address is not None and self.backend != "ray":
             raise ConfigError("--address needs --backend ray")
+        if self.address is not None:
+            check_address(self.address)
 
     def run_config(self, agent: str, circuit: str, seed: int, scenario: str = "nominal") -> RunConfig:
         """The ``RunConfig`` of one combination, its folder included."""
@@ -139,91 +148,6 @@ def resolve_circuits(text: str, scale: str | None = None) -> list[str]:
     return names
 
 
-# ------------------------------------------------------------------------------------ workers
-def single_thread_env() -> dict[str, str]:
-    return dict.fromkeys(THREAD_VARS, "1")
-
-
-def init_worker() -> None:
-    """Worker initializer: one thread per worker, set before any backend is imported (torch and
-    TensorFlow read these variables when they load; the expert imports neither)."""
-    os.environ.update(single_thread_env())
-
-
-_cached: dict[str, Any] = {}
-"""The agent this worker loaded last: consecutive runs of one agent load it once."""
-
-
-def _agent(name: str, trust_model: bool) -> Any:
-    from simeval.agents import load_agent
-
-    if name not in _cached:
-        close_cached()  # failures there were the previous agent's: reported when the worker retires
-        _cached[name] = load_agent(name, trust_model=trust_model)
-    return _cached[name]
-
-
-_close_failures: list[dict[str, str]] = []
-
-
-def close_cached() -> list[dict[str, str]]:
-    """Close the agent this worker holds; every ``close`` that failed so far, as {agent, error}
-    (a worker's last words: its runs are recorded by then)."""
-    from simeval.agents.base import close_agent
-
-    for name, agent in _cached.items():
-        error = close_agent(agent)
-        if error is not None:
-            _close_failures.append({"agent": name, "error": f"in close(): {error}"})
-    _cached.clear()
-    return list(_close_failures)
-
-
-def execute(config: RunConfig) -> dict[str, Any]:
-    """Run one combination and write its folder; returns what the progress bar and the exit code need.
-
-    Imports agents lazily (here, in the worker): the sweep process itself loads no model.
-    """
-    from simeval.errors import AgentError
-
-    init_worker()
-    key = run_key(config)
-    if Path(config.out).exists():
-        return {**key, "status": "done"}
-    try:
-        agent = _agent(config.agent, config.trust_model)
-    except AgentError as exc:
-        return {**key, "status": "unavailable", "error": str(exc)}
-    try:
-        record, metrics = run_and_save(agent, config, Path(config.out))
-    except Exception as exc:  # noqa: BLE001 - one broken run is reported, the others go on
-        if Path(config.out).exists():  # another sweep on the same folder wrote it first
-            return {**key, "status": "done"}
-        return {**key, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "termination": "error"}
-    failed = record.termination in (Termination.AGENT_ERROR, Termination.INVALID_ACTION)
-    return {**key, "status": "failed" if failed else "ran", "error": record.error, "termination": str(metrics.termination)}
-
-
-def worker_group(config: RunConfig) -> str:
-    """The runs that may share a worker: those of agents that import the same framework (the
-    experts: none; a user's class: its own). A worker drives its agent's runs, closes it, and goes on
-    with the next agent of its framework, so it imports torch or TensorFlow once and never holds
-    two agents (nor two frameworks) at a time."""
-    from simeval.agents.registry import runtime_modules
-
-    modules = runtime_modules(config.agent)
-    return config.agent if modules is None else "+".join(modules) or "numpy"
-
-
-def run_key(config: RunConfig) -> dict[str, Any]:
-    return {"agent": config.agent, "circuit": config.circuit, "seed": config.seed, "scenario": config.scenario, "out": str(config.out)}
-
-
-def died(config: RunConfig, reason: str) -> dict[str, Any]:
-    """The result of a run whose worker died under it (no folder was written)."""
-    return {**run_key(config), "status": "failed", "termination": "worker_died", "error": reason}
-
-
 # ------------------------------------------------------------------------------------ backends
 def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: int | None) -> Iterator[dict[str, Any]]:
     """The runs on ``jobs`` workers (``simeval.eval.pool``), grouped by framework (``worker_group``):
@@ -244,37 +168,6 @@ def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: i
             closing.update((f["agent"], f["error"]) for f in outcome.value)
     for agent, error in closing.items():
         yield {"agent": agent, "status": "close_failed", "error": error}
-
-
-def run_ray(configs: list[RunConfig], jobs: int, address: str | None, max_tasks_per_child: int | None) -> Iterator[dict[str, Any]]:
-    """The same runs as Ray tasks, one CPU each; a local instance with ``jobs`` CPUs unless ``address``.
-    A Ray worker is replaced after ``max_tasks_per_child`` runs (``max_calls``; default never), and
-    keeps the last agent it loaded for the next run of that agent; a
-    task whose worker dies is a failed run."""
-    try:
-        import ray
-        from ray.exceptions import RayError
-    except ImportError:
-        raise ConfigError("--backend ray needs Ray: pip install 'simeval[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": single_thread_env()}, "log_to_driver": False}
-        if address is None:
-            kwargs.update(num_cpus=jobs, include_dashboard=False)
-        ray.init(address=address, **kwargs)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=max_tasks_per_child or 0)(execute)
-        pending = {remote.remote(c): c for c in configs}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            config = pending.pop(ready[0])
-            try:
-                yield ray.get(ready[0])
-            except RayError as exc:
-                yield died(config, f"the Ray worker failed: {first_line(exc)}")
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # ------------------------------------------------------------------------------------ the sweep
@@ -354,11 +247,10 @@ def _drive(config: SweepConfig, todo: list[RunConfig], total: int, progress: boo
     results: list[dict[str, Any]] = []
     if not todo:
         return results, False
-    jobs = config.jobs or os.cpu_count() or 1
     runner = (
-        run_ray(todo, jobs, config.address, config.max_tasks_per_child)
+        run_ray(todo, config.jobs, config.address, config.max_tasks_per_child)
         if config.backend == "ray"
-        else run_process_pool(todo, min(jobs, len(todo)), config.max_tasks_per_child)
+        else run_process_pool(todo, min(config.jobs or os.cpu_count() or 1, len(todo)), config.max_tasks_per_child)
     )
     bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
     try:
