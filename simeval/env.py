@@ -22,11 +22,11 @@ from simeval.sim.checks import brief, check_name, check_number
 from simeval.sim.renderer import RENDERERS, make_renderer
 from simeval.sim.scenarios import Scenario, get_scenario
 from simeval.sim.simulator import MAX_PERIOD_S, US, SimConfig, Simulator
+from simeval.sim.starts import STARTS, StartPose, draw_start
 from simeval.sim.vehicle import VehicleConfig
 from simeval.track.circuit import Circuit
 from simeval.track.lookup import road_grid
 
-STARTS = ("spawn", "random")
 RESET_OPTIONS = ("start", "pose")
 DEFAULT_SPEED_FOR_TIMEOUT_MPS = 3.0
 POSE_MARGIN_M = 1000.0
@@ -82,7 +82,8 @@ class EnvConfig:
     renderer: str = "raster"
     """Camera renderer: 'raster' (numpy, the default) or 'pybullet'."""
     start: str = "spawn"
-    """Where a lap starts: 'spawn' (the circuit's spawn pose) or 'random' (seeded point of the lap)."""
+    """Where a lap starts: 'spawn' (the circuit's spawn pose), 'random' (a seeded point of the lap) or
+    'perturbed' (a seeded point with a small seeded offset and heading error): ``simeval.sim.starts``."""
     scenario: str | Scenario = "nominal"
     """A robustness scenario (a name in ``simeval.sim.scenarios.SCENARIOS``, or a ``Scenario``)."""
     max_time_s: float | None = None
@@ -152,7 +153,9 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     ## Starting State
     At the circuit's spawn pose, or with ``EnvConfig(start="random")`` (or ``options={"start": "random"}``)
-    on the centre line at a uniformly random arc length, heading along the road, at rest.
+    on the centre line at a uniformly random arc length, heading along the road, at rest; with
+    ``start="perturbed"`` such a point moved across the road by up to 20% of its half-width and
+    turned by up to 0.1 rad (both drawn). ``env.start_pose`` records what the last reset drew.
     ``options={"pose": (x_m, y_m, yaw_rad)}`` starts at a given pose (data collection uses it to
     start off the line and askew).
 
@@ -227,6 +230,8 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             dtype=np.float32,
         )
         self._obs: NDArray[np.uint8] | None = None
+        self.start_pose: StartPose | None = None
+        """Where the last ``reset`` started the car, and what it drew to put it there."""
         self._termination: Termination | None = None
         self._progress_log: list[tuple[int, float]] = []
         self._stuck_index = 0
@@ -259,15 +264,12 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         start = options.get("start", self.config.start)
         check_name("start", start, STARTS)
         if "pose" in options:
-            pose = _checked_pose(options["pose"], self.circuit)
-        elif start == "random":
-            s0 = float(self.np_random.uniform(0.0, self.circuit.length_m))
-            x, y = self.circuit.position(s0)
-            pose = (float(x), float(y), float(self.circuit.heading_at(s0)))
+            drawn = StartPose("given", _checked_pose(options["pose"], self.circuit))
         else:
-            pose = self.circuit.spawn_pose
-        if "pose" not in options:
-            pose = self.scenario.start_pose(self.circuit, pose)
+            drawn = draw_start(start, self.circuit, self.np_random)
+            drawn = dataclasses.replace(drawn, pose=self.scenario.start_pose(self.circuit, drawn.pose))
+        self.start_pose = drawn
+        pose = drawn.pose
         if self.scenario.perturbs_frames:  # a child stream: the env's own draws stay as they are
             self._frame_rng = self.np_random.spawn(1)[0]
         self.sim.reset(*pose)

@@ -27,12 +27,12 @@ SCREENSHOT = REPO_ROOT / "test-artifacts" / "report.png"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A variant and its parent, two seeds each from seeded random points of the lap (so the seeds
-    differ), two seconds a lap; one run gets the video a ``--video`` run records, then the report
-    is rebuilt from the folders."""
+    """A variant and its parent, two seeds each (seed 0 from the spawn, seed 1 from a seeded point
+    of the lap: the seeds differ), two seconds a lap; one run gets the video a ``--video`` run
+    records, then the report is rebuilt from the folders."""
     pytest.importorskip("torch", reason="the shipped torch models need torch: pip install -e '.[test]'")
     out = tmp_path_factory.mktemp("report") / "sweep"
-    assert main(["--agents", ",".join(AGENTS), "--circuits", "simple", "--seeds", str(SEEDS), "--start", "random",
+    assert main(["--agents", ",".join(AGENTS), "--circuits", "simple", "--seeds", str(SEEDS),
                  "--max-time-s", "2", "--jobs", "2", "--no-progress", "--out", str(out)]) == 0
     (out / "runs" / "simple__torch-static__1" / "lap.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     write_report(out, agents=list(AGENTS), circuits=["simple"], scenarios=["nominal"])

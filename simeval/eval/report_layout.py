@@ -125,8 +125,8 @@ def seed_warnings(stats: pd.DataFrame) -> list[Paragraph]:
     several = stats[stats["runs"] > 1]
     if not several.empty and not several["spread"].any():
         found.append(Paragraph("Every seed of an agent drove the same lap here, so the intervals have zero width: "
-                               "they say nothing of how a lap varies from one start to another (`--start random` "
-                               "starts each seed at a different point of the lap).", warning=True))
+                               "they say nothing of how a lap varies from one start to another (`--start seeded`, the "
+                               "default, starts every seed but 0 at a different point of the lap).", warning=True))
     return found
 
 

@@ -20,11 +20,15 @@ from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
 from simeval.eval.rollout import LapRecord, rollout
 from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
+from simeval.sim.checks import check_name
 from simeval.sim.renderer import RENDERERS
 from simeval.sim.scenarios import get_scenario, scenario_names
 from simeval.track.loader import load_circuit
 
 TIMINGS = ("lockstep", "latency")
+RUN_STARTS = ("seeded", *STARTS)
+"""A run's starts: the env's, and 'seeded' (seed 0 at the spawn, every other seed 'perturbed'), so
+that the seeds of a sweep start in different places while seed 0 keeps the spawn's results."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,16 @@ class RunConfig:
     agent: str = field(default="expert", **_opt("agent name (see --list-agents), a model file (with its contract beside it), a contract file, or package.module:Class"))
     circuit: str = field(default="simple", **_opt("circuit name (python -m simeval.circuits list), or a circuit file: a simeval circuit .csv, or a TUMFTM .csv with --circuit-scale"))
     circuit_scale: str | None = field(default=None, **_opt("scale of a TUMFTM file given as --circuit, e.g. 1:3.03 or 0.33 (default 1:1); catalogue circuits and simeval circuit files carry their own"))
-    seed: int = field(default=0, **_opt("seed of the episode (random start, agent noise)"))
+    seed: int = field(default=0, **_opt("seed of the episode: where it starts (see --start), scenario noise"))
     renderer: str = field(default="raster", **_opt("camera renderer: raster (fast numpy) or pybullet", choices=RENDERERS))
     timing: str = field(default="lockstep", **_opt("lockstep: 50 ms per step whatever the agent's speed; latency: commands act after the agent's latency", choices=TIMINGS))
     latency_ms: float | None = field(default=None, **_opt("fixed latency in ms for --timing latency (bit-reproducible); default: measured"))
     latency_scale: float = field(default=1.0, **_opt("multiplier of the measured latency in --timing latency (emulates slower hardware)"))
     scenario: str = field(default="nominal", **_opt("robustness scenario (simeval.sim.scenarios)", choices=scenario_names()))
-    start: str = field(default="spawn", **_opt("spawn, or random: a seeded random point of the lap", choices=STARTS))
+    start: str = field(default="seeded", **_opt(
+        "seeded: seed 0 at the spawn, any other seed at a seeded point of the lap with a small seeded offset and "
+        "heading error (perturbed); or fix it for every seed: spawn, random (a seeded point, on the line) or perturbed",
+        choices=RUN_STARTS))
     max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
     contract: Path | None = field(default=None, **_opt("model contract of --agent's model file (default: the .simeval.toml beside it)"))
     trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))
@@ -60,6 +67,7 @@ class RunConfig:
             raise ConfigError(f"max_time_s must be a number of seconds > 0, got {self.max_time_s}; leave it out for the circuit's default")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        check_name("start", self.start, RUN_STARTS)
         get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
         self.env_config()  # so do the env's settings (renderer, start)
 
@@ -70,9 +78,16 @@ class RunConfig:
     def env_config(self) -> EnvConfig:
         """The env settings of this run (a fixed latency is the env's own; a measured one is set per step)."""
         return EnvConfig(
-            renderer=self.renderer, start=self.start, scenario=self.scenario, max_time_s=self.max_time_s,
+            renderer=self.renderer, start=self.env_start, scenario=self.scenario, max_time_s=self.max_time_s,
             latency_s=(self.latency_ms or 0.0) / 1000.0,
         )
+
+    @property
+    def env_start(self) -> str:
+        """The env's start for this run's seed ('seeded' resolved)."""
+        if self.start != "seeded":
+            return self.start
+        return "spawn" if self.seed == 0 else "perturbed"
 
     @property
     def measured_latency(self) -> bool:
@@ -115,6 +130,7 @@ def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord,
             "agent": agent.info.as_dict(),
             "circuit": {"name": env.circuit.name, "lap_length_m": env.circuit.length_m, **asdict(env.circuit.meta)},
             "env": {k: v for k, v in asdict(env.config).items() if k not in ("camera", "vehicle", "sim")},
+            "start": asdict(env.start_pose),
             "camera": asdict(env.camera),
             "vehicle": asdict(env.vehicle),
             "sim": asdict(env.config.sim),
