@@ -86,6 +86,7 @@ def test_verdict_says_no_difference_when_the_interval_holds_zero() -> None:
         (Estimate(-0.5, -0.8, -0.2, 5), False, "better by 0.50 m/s (10%)"),
         (Estimate(-0.5, -0.8, -0.2, 5), True, "worse by 0.50 m/s (10%)"),
         (Estimate(-0.0018, -0.0036, -0.0001, 5), True, "worse by 0.0018 m/s (0.036%)"),  # real, never "0.00"
+        (Estimate(0.0070, 0.0004, 0.0163, 5), False, "worse by 0.0070 m/s (0.14%)"),  # as its cell shows it, not "0.01"
     ],
 )
 def test_verdict_follows_the_metric_direction(difference: Estimate, higher_is_better: bool, expected: str) -> None:

@@ -34,8 +34,9 @@ th:hover, th:focus { background: #e6ebf0; }
 th::after { content: " \\2195"; color: #8c959f; font-size: .8em; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; color: #1f2328; }
 th[aria-sort="descending"]::after { content: " \\25BC"; color: #1f2328; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td:first-child { white-space: nowrap; }
+td { white-space: nowrap; }
+#failed td { white-space: normal; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #f8f9fa; }
 td.good { color: #1a7f37; font-weight: 600; }
 td.bad { color: #cf222e; font-weight: 600; }

@@ -19,8 +19,8 @@ import pandas as pd
 from simeval.env import Termination
 from simeval.eval.failures import FailedRun
 from simeval.eval.report_document import Block, Bullets, Cell, Heading, Image, Link, Paragraph, Report, Table
-from simeval.eval.results import RUNS_DIR
-from simeval.eval.stats import BOOTSTRAP_RESAMPLES, MIN_SEEDS, NO_DIFFERENCE, TOO_FEW, Estimate
+from simeval.eval.results import RUNS_DIR, safe_name
+from simeval.eval.stats import BOOTSTRAP_RESAMPLES, MIN_SEEDS, NO_DIFFERENCE, TOO_FEW, Estimate, decimals
 from simeval.eval.sweep_runs import TRAJECTORY_PNG, VIDEO_FILE, Run
 from simeval.eval.tables import (
     COMPUTE,
@@ -39,6 +39,7 @@ from simeval.eval.tables import (
     parents_in,
     runs_frame,
 )
+from simeval.track.loader import circuit_label
 
 CircuitLoader = Callable[[str], Any]
 """Loads a circuit by the name its runs carry (only called when figures are drawn)."""
@@ -155,16 +156,6 @@ def estimate_cell(estimate: Estimate, digits: int, runs: int, signed: bool = Fal
     return Cell(text, estimate.value)
 
 
-def decimals(estimate: Estimate, digits: int) -> int:
-    """At least ``digits`` decimals, more (up to four more) where the difference or its interval
-    would otherwise round to zero: two significant digits of the larger of the two."""
-    half_width = 0.0 if not estimate.has_interval else (estimate.high - estimate.low) / 2  # type: ignore[operator]
-    size = max(abs(estimate.value), half_width)
-    if size == 0 or not math.isfinite(size):
-        return digits
-    return min(digits + 4, max(digits, 1 - math.floor(math.log10(size))))
-
-
 def completion_cell(row: pd.Series) -> Cell:
     rate = estimate_of(row, "completion_rate")
     text = f"{int(row['completed'])}/{int(row['runs'])}: {100 * rate.value:.0f} %"
@@ -192,8 +183,13 @@ class Section:
     colours: dict[str, Any]
 
     @property
+    def name(self) -> str:
+        """The circuit as run folders name it (a circuit file by its file name)."""
+        return circuit_label(self.circuit)
+
+    @property
     def tag(self) -> str:
-        name = Path(self.circuit).stem if self.circuit.endswith(".csv") else self.circuit
+        name = safe_name(self.name)
         return name if self.scenario == "nominal" else f"{name}__{self.scenario}"
 
     def rows(self) -> list[pd.Series]:
@@ -203,7 +199,7 @@ class Section:
         return sorted((row for _, row in mine.iterrows()), key=lambda row: order.get(row["agent"], len(order)))
 
     def blocks(self, circuit: Any | None) -> list[Block]:
-        title = self.circuit if self.scenario == "nominal" else f"{self.circuit}, scenario {self.scenario}"
+        title = self.name if self.scenario == "nominal" else f"{self.name}, scenario {self.scenario}"
         seeds = sorted({r.seed for r in self.runs})
         counts = sorted({int(row["runs"]) for row in self.rows()})
         per_agent = " or ".join(map(str, counts))
@@ -305,11 +301,11 @@ def runs_table(runs: Sequence[Run], failures: Sequence[FailedRun]) -> Table:
         href = f"{RUNS_DIR}/{run.folder.name}/"
         files = tuple(Link(label, href + name) for label, name in (("trajectory", TRAJECTORY_PNG), ("video", VIDEO_FILE))
                       if run.file(name) is not None)
-        rows.append((Cell(run.folder.name, links=(Link(run.folder.name, href),)), Cell(run.agent), Cell(run.circuit),
+        rows.append((Cell(run.folder.name, links=(Link(run.folder.name, href),)), Cell(run.agent), Cell(circuit_label(run.circuit)),
                      Cell(run.scenario), Cell(str(run.seed), run.seed), Cell(str(run.metrics.termination)),
                      *(number(values[m.key], m.digits) for m in RUN_MEASURES), Cell("-" if not files else "", links=files)))
     for failed in failures:
-        rows.append((Cell(failed.name), Cell(str(failed.run.get("agent"))), Cell(str(failed.run.get("circuit"))),
+        rows.append((Cell(failed.name), Cell(str(failed.run.get("agent"))), Cell(circuit_label(str(failed.run.get("circuit")))),
                      Cell(str(failed.run.get("scenario") or "nominal")), Cell(str(failed.run.get("seed")), failed.run.get("seed")),
                      Cell(failed.termination), *(Cell("-") for _ in RUN_MEASURES), Cell("-")))
     columns = ("Run", "Agent", "Circuit", "Scenario", "Seed", "Termination", *(m.header for m in RUN_MEASURES), "Files")

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from simeval.eval.metrics import DEVIATION_STEP_M
 from simeval.eval.sweep_runs import Run, read_trajectory, run_deviation
+from simeval.track.loader import circuit_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -132,7 +133,7 @@ def latency_figure(runs: Sequence[Run], colours: dict[str, Any]) -> Figure:
         ax.scatter([], [], color=colours[agent], label=agent)
     if len(markers) > 1:
         for circuit, marker in markers.items():
-            ax.scatter([], [], color="grey", marker=marker, label=circuit)
+            ax.scatter([], [], color="grey", marker=marker, label=circuit_label(circuit))
     latency_axis(ax, [r.latency_s * 1e3 for r in shown])  # type: ignore[operator]
     ax.set_xlabel("latency (ms): fixed, or mean inference time")
     ax.set_ylabel("deviation MAE (m)")

@@ -145,10 +145,20 @@ def verdict(difference: Estimate, *, higher_is_better: bool, unit: str = "", dig
     if difference.contains(0.0):
         return NO_DIFFERENCE
     better = (difference.value > 0) == higher_is_better
-    size = magnitude(abs(difference.value), digits) + (f" {unit}" if unit else "")
+    size = magnitude(abs(difference.value), decimals(difference, digits)) + (f" {unit}" if unit else "")
     if reference is not None and reference != 0 and math.isfinite(reference):
         size += f" ({percent(abs(difference.value / reference))})"
     return f"{'better' if better else 'worse'} by {size}"
+
+
+def decimals(estimate: Estimate, digits: int) -> int:
+    """At least ``digits`` decimals, more (up to four more) where a difference or its interval would
+    otherwise round to zero: two significant digits of the larger of the two."""
+    half_width = 0.0 if not estimate.has_interval else (estimate.high - estimate.low) / 2  # type: ignore[operator]
+    size = max(abs(estimate.value), half_width)
+    if size == 0 or not math.isfinite(size):
+        return digits
+    return min(digits + 4, max(digits, 1 - math.floor(math.log10(size))))
 
 
 def magnitude(value: float, digits: int) -> str:
