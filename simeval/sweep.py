@@ -1,8 +1,9 @@
 """``python -m simeval.sweep --agents all --circuits all --seeds 3 --out DIR``: run every combination.
 
 Each (agent, circuit, scenario, seed) is one run of ``simeval.run`` in ``DIR/runs/``; rerunning the
-same command does only the missing runs. ``DIR/summary.csv`` and ``DIR/report.md`` are rebuilt
-from the run folders at the end. The sweep itself is ``simeval.eval.sweep``.
+same command does only the missing runs. ``DIR/summary.csv``, ``DIR/report.md`` and
+``DIR/report.html`` (the same report as one page for a browser) are rebuilt from the run folders
+at the end. The sweep itself is ``simeval.eval.sweep``.
 
 Exit codes: 0 every run ran (a lap not completed is a result, not an error); 2 bad input, or an
 agent named explicitly that cannot load here; 3 a run failed (its agent raised or exited at any
@@ -58,7 +59,7 @@ def report_outcome(config: SweepConfig, outcome: dict) -> int:
         f"{sum(r['status'] == 'failed' for r in failed)} failed, {len(outcome['unavailable'])} agents unavailable "
         f"({outcome['wall_s']:.1f} s)"
     )
-    print(f"summary: {out / 'summary.csv'}\nreport: {out / 'report.md'}")
+    print(f"summary: {out / 'summary.csv'}\nreport: {out / 'report.md'}, {out / 'report.html'}")
     for name, error in sorted(outcome["unavailable"].items()):
         print(f"skipped agent '{name}': {error}", file=sys.stderr)
     if outcome["interrupted"]:

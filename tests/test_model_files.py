@@ -323,7 +323,7 @@ def test_offline_and_sweep_take_model_files_and_refuse_bad_ones_with_one_line_ea
             assert [line for line in lines if f"{path}:" in line and why in line], (path, lines)
     assert {row["agent"] for row in csv.DictReader((out["sweep"] / "summary.csv").open())} == {"expert", good}
     size = dls_models["state-dict"].stat().st_size / 1e6
-    assert f"| {good} | {size:.2f} MB | - |" in (out["sweep"] / "report.md").read_text()  # its size, from its run
+    assert f"| {good} | - | {size:.2f} | - |" in (out["sweep"] / "report.md").read_text()  # its size, from its run
     rows = {r["agent"]: r for r in csv.DictReader((out["offline"] / "offline.csv").open())}
     assert rows[good]["sha256"] == sha256_of(dls_models["state-dict"]) and not rows[good]["reason"]
     assert "mse_montreal" not in rows[good]

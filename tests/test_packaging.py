@@ -137,4 +137,4 @@ def test_every_command_has_clean_help(command, capsys) -> None:
     assert "``" not in text and "(default: None)" not in text
     assert "Exit codes: 0 " in " ".join(text.split())
     if command in ("run", "sweep"):
-        assert "{raster,pybullet}" in text and "{lockstep,latency}" in text and "{spawn,random}" in text
+        assert "{raster,pybullet}" in text and "{lockstep,latency}" in text and "{seeded,spawn,random,perturbed}" in text

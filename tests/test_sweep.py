@@ -20,6 +20,13 @@ from simeval.paths import REPO_ROOT
 from simeval.sweep import EXIT_BAD_INPUT, main
 
 TINY = ["--circuits", "simple", "--max-time-s", "3", "--no-plot", "--no-progress"]
+SUMMARY_COLUMNS = [
+    "agent", "circuit", "scenario", "seed", "timing", "latency_ms", "latency_scale", "completed", "percentage_completed",
+    "completed_distance_m", "lap_time_s", "average_speed_mps", "deviation_mae_m", "deviation_max_m", "brain_frequency_rt_hz",
+    "brain_frequency_sim_hz", "inference_time_mean_s", "inference_time_p50_s", "inference_time_p95_s", "suddenness",
+    "termination", "real_time_factor", "simulated_time_s", "progress_m", "lap_length_m", "steps", "error",
+]
+"""summary.csv's header as it has always been: scripts read these columns."""
 
 
 def folder_digest(folder: Path) -> dict[str, str]:
@@ -38,10 +45,13 @@ def test_sweep_runs_every_combination_and_writes_summary_and_report(tmp_path: Pa
     assert {(r["agent"], r["seed"]) for r in rows} == {(a, s) for a in ("expert", "pure-pursuit") for s in ("0", "1")}
     assert {"timing", "deviation_mae_m", "average_speed_mps", "termination", "inference_time_mean_s"} <= set(rows[0])
     assert all(r["termination"] == "timeout" and r["timing"] == "lockstep" for r in rows)
+    assert list(rows[0]) == SUMMARY_COLUMNS, "summary.csv keeps its columns"
     report = (out / "report.md").read_text()
-    assert "| Method | Model size | MSE | Inference time (ms) |" in report
-    assert "| Method | Completed | Average speed (m/s) | Position deviation MAE (m) |" in report
-    assert "| expert | 0/2" in report and "±" in report
+    assert "| Method | Parent | Model size (MB) | Test MSE (normalised labels) | Inference time (ms) |" in report
+    assert ("| Method | Laps completed, rate (%) [95% CI] | Lap progress (% of the lap) | Lap time (s) | Average speed (m/s) "
+            "| Position deviation MAE (m) |") in report
+    assert "| expert | 0/2: 0 % [0, 66] | " in report and "Only 2 seeds: too few to tell" in report
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     for png in ("trajectories_simple.png", "deviation_simple.png", "latency_vs_deviation.png"):
         assert (out / png).read_bytes().startswith(b"\x89PNG")
 
@@ -142,7 +152,8 @@ def test_scenarios_are_swept_and_reported_per_agent(tmp_path: Path) -> None:
     config = (out / "runs" / "simple__expert__0__line-gaps" / "config.json").read_text()
     assert '"scenario": "line-gaps"' in config
     report = (out / "report.md").read_text()
-    assert "| Method | nominal | line-gaps |" in report and "| expert | 0/1 | 0/1 |" in report
+    assert report.count("| expert | 0/1: 0 % [0, 79] | ") == 2, "a driving table per scenario"
+    assert "One seed: no interval and no comparison can be computed" in report
     assert "## simple, scenario line-gaps" in report and (out / "trajectories_simple__line-gaps.png").is_file()
 
 

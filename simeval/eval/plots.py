@@ -101,7 +101,7 @@ def trajectory_png(record: LapRecord, circuit: Circuit, metrics: LapMetrics) -> 
     from matplotlib.figure import Figure
 
     path = record.path
-    fig = Figure(figsize=(8, 8 * _aspect(circuit)), layout="constrained")
+    fig = Figure(figsize=(8, 8 * aspect(circuit)), layout="constrained")
     ax = fig.add_subplot()
     draw_circuit(ax, circuit)
     if len(path) >= 2:
@@ -125,6 +125,7 @@ def trajectory_png(record: LapRecord, circuit: Circuit, metrics: LapMetrics) -> 
     return figure_png(fig)
 
 
-def _aspect(circuit: Circuit) -> float:
+def aspect(circuit: Circuit) -> float:
+    """Height / width of a figure of ``circuit``'s map, kept between 0.6 and 1.6."""
     width, height = circuit.bounding_box()
     return float(np.clip(height / max(width, 1e-9), 0.6, 1.6))

@@ -3,8 +3,8 @@
 Each (agent, circuit, scenario, seed) is one run of ``simeval.run``, written whole (temp folder +
 rename) to ``DIR/runs/<circuit>__<agent>__<seed>/`` (``__<scenario>`` appended unless nominal). The names carry no time stamp, so rerunning the same
 command finds the finished runs and does only the missing ones: a sweep killed with ``kill -9``
-loses at most the runs that were in flight. ``DIR/summary.csv`` and ``DIR/report.md`` are rebuilt
-from the run folders at the end of every sweep.
+loses at most the runs that were in flight. ``DIR/summary.csv``, ``DIR/report.md`` and
+``DIR/report.html`` are rebuilt from the run folders at the end of every sweep.
 
 Backends: ``process`` (default) runs a bounded pool of single-threaded worker processes here;
 ``ray`` drives the same runs on Ray actors (``simeval.eval.ray_backend``): a local instance with
@@ -65,7 +65,7 @@ class SweepConfig:
         **opt("runs a worker does before it is replaced; default: all the runs of its framework's agents (a "
               "worker loads each agent once and drives all of its laps, one agent at a time)"),
     )
-    out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md"))
+    out: Path = field(default=Path("sweep"), **opt("sweep folder: runs/, summary.csv, report.md, report.html"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, RunConfig):
