@@ -44,7 +44,9 @@ def draw_circuit(ax: Axes, circuit: Circuit, *, walls: bool = True) -> None:
     codes = np.full(len(ring), MplPath.LINETO)
     codes[[0, len(right) + 1]] = MplPath.MOVETO
     codes[[len(right), len(ring) - 1]] = MplPath.CLOSEPOLY
-    ax.add_patch(PathPatch(MplPath(ring, codes), facecolor=ASPHALT, edgecolor="none", zorder=1))
+    # add_artist and the ring's own limits: add_patch would walk its thousands of segments as curves.
+    ax.add_artist(PathPatch(MplPath(ring, codes), facecolor=ASPHALT, edgecolor="none", zorder=1))
+    ax.update_datalim(ring)
     if walls:
         for edge in (right, left):
             closed = np.vstack([edge, edge[:1]])

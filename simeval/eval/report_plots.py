@@ -72,7 +72,7 @@ def trajectories_png(circuit: Circuit, runs: Sequence[Run], colours: dict[str, A
                 ax.plot(*txy[-1, 1:], marker="X", markersize=9, color=colours[agent], markeredgecolor="black", zorder=7)
         done = sum(r.metrics.completed for r in mine)
         ax.plot([], [], color=colours[agent], label=f"{agent}: {done}/{len(mine)} laps completed")
-    ax.legend(loc="best", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)  # beside the map: it hides no path
     ax.set_title(f"Trajectories on {circuit.name}, {seeds_label(runs)}\ndot: start, cross: lap not completed", fontsize=10)
     return figure_png(fig)
 
@@ -160,3 +160,4 @@ def latency_png(runs: Sequence[Run], colours: dict[str, Any]) -> bytes:
     from simeval.eval.plots import figure_png
 
     return figure_png(latency_figure(runs, colours))
+

@@ -79,10 +79,10 @@ def load_runs(out: Path) -> list[Run]:
 
 def read_trajectory(folder: Path) -> tuple[NDArray[np.float64], float]:
     """((t, x, y) per row of trajectory.csv, the arc length at the first row: where the run started)."""
-    data = np.genfromtxt(folder / "trajectory.csv", delimiter=",", names=True)
-    data = np.atleast_1d(data)
-    txy = np.stack([data["t_s"], data["x_m"], data["y_m"]], axis=1)
-    return txy, float(data["s_m"][0])
+    import pandas as pd
+
+    data = pd.read_csv(folder / "trajectory.csv", usecols=["t_s", "x_m", "y_m", "s_m"], dtype="float64")
+    return data[["t_s", "x_m", "y_m"]].to_numpy(), float(data["s_m"].iloc[0])
 
 
 def run_deviation(run: Run) -> DeviationProfile | None:
