@@ -18,6 +18,7 @@ from simeval.env import STARTS, EnvConfig, FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
 from simeval.eval.rollout import LapRecord, rollout
+from simeval.eval.video import VIDEO_FILE, check_video_available, write_lap_video
 from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
 from simeval.sim.renderer import RENDERERS
@@ -46,6 +47,9 @@ class RunConfig:
     trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))
     out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
     plot: bool = field(default=True, **_opt("write trajectory.png"))
+    video: bool = field(default=False, **_opt(
+        "write lap.mp4: per step, the camera frame the agent saw beside the map around the car with its path, "
+        "and t, v, w, deviation, inference time (H.264, 20 fps; pip install 'simeval[video]')"))
 
     def __post_init__(self) -> None:
         if self.timing not in TIMINGS:
@@ -61,6 +65,8 @@ class RunConfig:
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
+        if self.video:
+            check_video_available()  # so does a missing video package
         self.env_config()  # so do the env's settings (renderer, start)
 
     def as_dict(self) -> dict:
@@ -96,8 +102,9 @@ def run_episode(env: gym.Env, agent: Agent, config: RunConfig) -> LapRecord:
 
 def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord, LapMetrics]:
     """Drive one episode as ``config`` says and write its run folder whole (metrics, trajectory,
-    deviation, timing, config with the versions and hardware, and the trajectory plot unless
-    ``plot`` is off)."""
+    deviation, timing, config with the versions and hardware, the trajectory plot unless ``plot`` is
+    off, and with ``video`` lap.mp4, made from the folder's own records as ``simeval.replay`` makes
+    it, after the lap: the lap and its files are the same with and without it)."""
     from simeval.eval.results import environment_facts, write_run
 
     env = make_env(config, agent.camera)
@@ -120,7 +127,8 @@ def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord,
             "sim": asdict(env.config.sim),
             "environment": environment_facts(),
         }
-        write_run(out, record, metrics, profile, facts, png)
+        video = (lambda folder: write_lap_video(folder / VIDEO_FILE, env, config.seed, folder)) if config.video and record.t else None
+        write_run(out, record, metrics, profile, facts, png, video)
     finally:
         env.close()
     return record, metrics
