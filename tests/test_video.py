@@ -71,7 +71,7 @@ def test_run_video_is_the_lap_at_20_fps_in_h264_and_replay_gives_the_same_frames
 def test_a_model_agent_under_camera_noise_replays_to_the_same_frames(tmp_path):
     """torch-fp32 through the noisy camera: replay draws the same noise from the run's seed."""
     pytest.importorskip("torch")
-    args = ("--agent", "torch-fp32", "--circuit", "montreal", "--max-time-s", "1", "--scenario", "camera-noise", "--seed", "3")
+    args = ("--agent", "torch-fp32", "--circuit", "simple", "--max-time-s", "1", "--scenario", "camera-noise", "--seed", "3")
     filmed = lap(tmp_path, "filmed", *args, "--video")
     meta, frames = decode(filmed / "lap.mp4")
     assert len(frames) == steps_of(filmed) == 20
@@ -86,9 +86,9 @@ def test_replayed_camera_frames_are_what_the_agent_saw(tmp_path):
     from simeval.eval.replay import read_run
     from simeval.eval.video import lap_frames, read_steps
 
-    ran = lap(tmp_path, "ran", "--agent", "expert", "--circuit", "montmelo", "--max-time-s", "3", "--scenario", "camera-noise")
+    ran = lap(tmp_path, "ran", "--agent", "expert", "--circuit", "simple", "--max-time-s", "3", "--scenario", "camera-noise")
     seen = []
-    rollout(FollowLineEnv("montmelo", scenario="camera-noise", max_time_s=3.0), ExpertAgent(), seed=0,
+    rollout(FollowLineEnv("simple", scenario="camera-noise", max_time_s=3.0), ExpertAgent(), seed=0,
             on_step=lambda step: seen.append(step.observation))
     recorded = read_run(ran)
     shown = [frame[:264, :800] for frame in lap_frames(recorded.make_env(), recorded.seed, read_steps(ran))]

@@ -66,6 +66,7 @@ class RecordedStep:
     """The agent's command for this frame."""
     w_radps: float
     inference_s: float
+    """NaN for an agent that makes no model call (pure pursuit)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def read_steps(folder: Path) -> list[RecordedStep]:
         RecordedStep(
             t_s=_number(r, "t_s", folder), x_m=_number(r, "x_m", folder), y_m=_number(r, "y_m", folder),
             yaw_rad=_number(r, "yaw_rad", folder), d_m=_number(r, "d_m", folder), v_mps=_number(r, "v_cmd_mps", folder),
-            w_radps=_number(r, "w_cmd_radps", folder), inference_s=_number(t, "inference_s", folder),
+            w_radps=_number(r, "w_cmd_radps", folder), inference_s=_number(t, "inference_s", folder, missing_ok=True),
         )
         for r, t in zip(rows, timing, strict=True)
     ]
@@ -112,12 +113,14 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
         raise RunFolderError(f"{path} cannot be read: {exc}") from None
 
 
-def _number(row: dict[str, str], key: str, folder: Path) -> float:
+def _number(row: dict[str, str], key: str, folder: Path, missing_ok: bool = False) -> float:
+    """``row[key]`` as a finite number (or NaN, with ``missing_ok``: an agent without a model call
+    records no inference time)."""
     try:
         value = float(row[key])
     except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value):
+        value = None
+    if value is None or not (np.isfinite(value) or (missing_ok and np.isnan(value))):
         raise RunFolderError(f"{folder}: line {row['_line']} has {key} = {row[key]!r}, not a finite number; the run folder is damaged")
     return value
 

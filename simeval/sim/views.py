@@ -53,9 +53,9 @@ def camera_view(frame: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
 
 def status_line(t_s: float, v_mps: float, w_radps: float, d_m: float, inference_s: float | None = None) -> str:
     """The lap view's text: simulated time, speed, yaw rate, lateral deviation, and the agent's
-    inference time when there is one (the env alone has no agent)."""
+    inference time when there is one (the env alone has no agent; pure pursuit calls no model)."""
     text = f"t {t_s:7.2f} s   v {v_mps:5.2f} m/s   w {w_radps:+5.2f} rad/s   d {d_m:+6.3f} m"
-    return text if inference_s is None else f"{text}   inference {inference_s * 1e3:6.3f} ms"
+    return text if inference_s is None or math.isnan(inference_s) else f"{text}   inference {inference_s * 1e3:6.3f} ms"
 
 
 def text_font():
