@@ -36,25 +36,34 @@ def public_permissions(path: Path | str, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` in one rename; the parent folder is created if needed."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write (by any writer: a video encoder); on success
+    it replaces ``path`` in one rename, on any exception it is removed. The parent folder is
+    created if needed."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from None
     try:
         public_permissions(tmp)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` in one rename; the parent folder is created if needed."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

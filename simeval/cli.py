@@ -14,7 +14,7 @@ from pathlib import Path
 
 from simeval.errors import UnknownNameError
 
-COMMANDS = ("run", "sweep", "models", "circuits", "dataset", "train", "optimize", "offline")
+COMMANDS = ("run", "sweep", "replay", "models", "circuits", "dataset", "train", "optimize", "offline")
 """The command modules (``simeval/<name>.py``), in the order a user meets them."""
 
 

@@ -24,6 +24,7 @@ from simeval.sim.scenarios import Scenario, get_scenario
 from simeval.sim.simulator import MAX_PERIOD_S, US, SimConfig, Simulator
 from simeval.sim.starts import STARTS, StartPose, draw_start
 from simeval.sim.vehicle import VehicleConfig
+from simeval.sim.views import VIEWS
 from simeval.track.circuit import Circuit
 from simeval.track.lookup import road_grid
 
@@ -98,6 +99,9 @@ class EnvConfig:
     camera: CameraConfig = CameraConfig()
     vehicle: VehicleConfig = VehicleConfig()
     sim: SimConfig = SimConfig()
+    render_view: str = "map"
+    """What ``render()`` shows with render_mode 'rgb_array' (``simeval.sim.views``): 'map' (top-down
+    around the car), 'camera' (the observation scaled up), 'combined' (both, the path, a text line)."""
 
     def __post_init__(self) -> None:
         check_name("renderer", self.renderer, RENDERERS)
@@ -112,6 +116,7 @@ class EnvConfig:
         for key, kind in (("camera", CameraConfig), ("vehicle", VehicleConfig), ("sim", SimConfig)):
             if not isinstance(getattr(self, key), kind):
                 raise ConfigError(f"{key} must be a {kind.__name__}, got {type(getattr(self, key)).__name__}")
+        check_name("render_view", self.render_view, VIEWS)
 
     @classmethod
     def with_settings(cls, config: EnvConfig | None, settings: dict[str, Any]) -> EnvConfig:
@@ -175,10 +180,13 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     ## Arguments
     ``circuit`` (a name, or a ``Circuit``), ``config`` (an ``EnvConfig``: renderer, start, scenario,
-    time limit, latency, stuck rule, and the camera, vehicle and clock records), ``render_mode``
-    (None, or 'rgb_array': a top-down heading-up map around the car). With a measured latency the
-    latency can change between steps: set ``latency_s`` (through wrappers:
-    ``env.set_wrapper_attr("latency_s", seconds)``). Any ``EnvConfig`` field may also be given by
+    time limit, latency, stuck rule, the camera, vehicle and clock records, the render view),
+    ``render_mode`` (None, or 'rgb_array': ``render()`` returns the picture that
+    ``EnvConfig.render_view`` names: 'map', a top-down heading-up map around the car (the default);
+    'camera', the observation scaled up nearest-neighbour, what ``gymnasium.wrappers.RecordVideo``
+    then records; 'combined', the two side by side with the driven path and a line of t, v, w, d).
+    With a measured latency the latency can change between steps: set ``latency_s`` (through
+    wrappers: ``env.set_wrapper_attr("latency_s", seconds)``). Any ``EnvConfig`` field may also be given by
     name, over ``config``: ``gymnasium.make("simeval/FollowLine-v0", max_time_s=30.0)``. A bad
     argument raises ``ConfigError`` (or ``UnknownNameError`` for a name) at construction. After
     ``close``, ``reset``, ``step`` and ``render`` raise ``EnvClosedError``: make a new env.
@@ -220,7 +228,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         if self.scenario.paint_gaps is not None:
             self._renderer.paint_gaps = self.scenario.paint_gaps
         self._frame_rng: np.random.Generator | None = None
-        self._map_view = None
+        self._view = None
         vehicle = config.vehicle
         self.observation_space = gym.spaces.Box(0, 255, config.camera.shape, dtype=np.uint8)
         self._action_scale = np.array([vehicle.max_speed_mps, vehicle.max_yaw_rate_radps])
@@ -320,20 +328,29 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         self._check_open()
         if self.render_mode != "rgb_array":
             return None
-        if self._map_view is None:
-            from simeval.sim.mapview import MapView
+        from simeval.sim.views import EnvView, status_line
 
-            self._map_view = MapView(self.sim.grid, self.config.vehicle)
-        st = self.sim.state
-        return self._map_view.render(st.x, st.y, st.yaw)
+        if self._view is None:
+            self._view = EnvView(self.config.render_view, self.sim.grid, self.vehicle, self.camera)
+        sim, st = self.sim, self.sim.state
+        text = status_line(sim.time_s, st.v, st.w, sim.lateral_offset())
+        return self._view.render(self._obs, (st.x, st.y, st.yaw), sim.path, text)
+
+    def camera_frame_at(self, x: float, y: float, yaw: float) -> NDArray[np.uint8]:
+        """The camera frame at pose (x m, y m, yaw rad) as this episode's scenario perturbs it,
+        drawing the next perturbation from the episode's frame stream; the car does not move.
+        After ``reset(seed=...)``, frames at the recorded poses of an episode's steps are that
+        episode's observations again (``simeval.replay`` re-renders laps so)."""
+        self._check_open()
+        return self._see(x, y, yaw)
 
     def close(self) -> None:
-        """Release the renderer (a pybullet connection) and the map view; safe to call twice."""
+        """Release the renderer (a pybullet connection) and the render view; safe to call twice."""
         self._closed = True
         renderer, self._renderer = getattr(self, "_renderer", None), None
         if renderer is not None:
             renderer.close()
-        self._map_view = None
+        self._view = None
 
     # ------------------------------------------------------------------------------ helpers
     def _check_open(self) -> None:

@@ -59,6 +59,10 @@ class ResultsError(SimevalError):
     """A results folder that cannot be written."""
 
 
+class RunFolderError(SimevalError):
+    """A run folder that cannot be read back (not a run folder, a missing or damaged file)."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (libraries' errors run to many lines), or its type."""
     text = str(exc).strip()

@@ -91,6 +91,11 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{config.agent} on {config.circuit} (seed {config.seed}, {config.timing}):")
     print(format_metrics({k: v for k, v in metrics.as_dict().items() if k != "error"}))  # the error gets its own line
     print(f"results: {out}")
+    if config.video:
+        from simeval.eval.video import VIDEO_FILE
+
+        video = out / VIDEO_FILE
+        print(f"video: {video}" if video.is_file() else "video: none (the lap has no step to show)")
     if record.termination in (Termination.AGENT_ERROR, Termination.INVALID_ACTION):
         print(
             f"error: agent '{config.agent}' failed at t={record.sim_time_s:.2f} s on {config.circuit}: {record.error}; "

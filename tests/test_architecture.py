@@ -16,7 +16,7 @@ import pytest
 
 from simeval.paths import PACKAGE_DIR, REPO_ROOT
 
-COMMANDS = ("run", "sweep", "circuits", "dataset", "train", "optimize", "offline", "models")
+COMMANDS = ("run", "sweep", "replay", "circuits", "dataset", "train", "optimize", "offline", "models")
 """Keep equal to ``simeval.cli.COMMANDS`` (a test checks)."""
 LAYERS = {
     "errors": 0, "paths": 0, "atomic": 0, "options": 0, "__init__": 0,

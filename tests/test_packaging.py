@@ -122,7 +122,7 @@ def test_environment_yml_has_the_dependencies_of_pyproject() -> None:
     assert any(d.startswith("python=") for d in conda) and project["requires-python"] == ">=3.10"
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "models", "circuits", "dataset", "train", "optimize", "offline"])
+@pytest.mark.parametrize("command", ["run", "sweep", "replay", "models", "circuits", "dataset", "train", "optimize", "offline"])
 def test_every_command_has_clean_help(command, capsys) -> None:
     """What `--help` shows: the whole first sentence of what the command does, choices where a
     setting has them, the exit codes, and no reStructuredText markup or '(default: None)'."""

@@ -144,9 +144,13 @@ def test_workers_are_replaced_without_stalling_the_sweep(tmp_path: Path) -> None
 
 
 def test_scenarios_are_swept_and_reported_per_agent(tmp_path: Path) -> None:
+    """... and with --video every run has its lap.mp4, a frame per step."""
+    from imageio_ffmpeg import count_frames_and_secs
+
     out = tmp_path / "sweep"
-    assert main(["--agents", "expert", "--scenarios", "nominal,line-gaps", "--seeds", "1", "--jobs", "2", "--out", str(out), *TINY]) == 0
+    assert main(["--agents", "expert", "--scenarios", "nominal,line-gaps", "--seeds", "1", "--jobs", "2", "--video", "--out", str(out), *TINY]) == 0
     assert run_names(out) == {"simple__expert__0", "simple__expert__0__line-gaps"}
+    assert all(count_frames_and_secs(str(out / "runs" / name / "lap.mp4")) == (60, 3.0) for name in run_names(out))
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert sorted(r["scenario"] for r in rows) == ["line-gaps", "nominal"]
     config = (out / "runs" / "simple__expert__0__line-gaps" / "config.json").read_text()

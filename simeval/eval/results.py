@@ -1,4 +1,5 @@
-"""A run's folder: metrics.json, trajectory.csv, deviation.csv, timing.csv, config.json, trajectory.png.
+"""A run's folder: metrics.json, trajectory.csv, deviation.csv, timing.csv, config.json, trajectory.png
+(and lap.mp4 with ``--video``).
 
 The folder is assembled in a temporary sibling and renamed into place, so it appears whole or not
 at all. trajectory.csv holds only simulated quantities, so two runs with the same seed produce
@@ -13,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from simeval.track.loader import circuit_label
 RUNS_DIR = "runs"
 """A sweep's run folders are ``DIR/runs/<run>/``."""
 TRAJECTORY_COLUMNS = ("t_s", "x_m", "y_m", "yaw_rad", "s_m", "d_m", "v_cmd_mps", "w_cmd_radps")
+TIMING_COLUMNS = ("step", "inference_s", "step_wall_s")
 
 
 def safe_name(name: str) -> str:
@@ -75,7 +78,7 @@ def read_deviation_csv(path: Path) -> DeviationProfile:
 
 def timing_csv(record: LapRecord) -> str:
     out = io.StringIO()
-    out.write("step,inference_s,step_wall_s\n")
+    out.write(",".join(TIMING_COLUMNS) + "\n")
     for k, (inf, wall) in enumerate(zip(record.inference_s, record.step_wall_s, strict=True)):
         out.write(f"{k},{inf:.9f},{wall:.9f}\n")
     return out.getvalue()
@@ -130,8 +133,8 @@ def run_folder_files(
     config: dict[str, Any],
     figure_png: bytes | None = None,
 ) -> dict[str, bytes]:
-    """The files of a run folder, by name: what ``write_run`` writes (a Ray sweep's node returns
-    them to the driver, which writes the folder)."""
+    """The files of a run folder, by name (``atomic.write_folder_atomic`` writes them whole; a Ray
+    sweep's node returns them to the driver, which writes the folder)."""
     files = {
         "metrics.json": json.dumps(metrics.as_dict(), indent=2) + "\n",
         "trajectory.csv": trajectory_csv(record),
@@ -144,14 +147,3 @@ def run_folder_files(
         out["trajectory.png"] = figure_png
     return out
 
-
-def write_run(
-    out_dir: Path,
-    record: LapRecord,
-    metrics: LapMetrics,
-    profile: DeviationProfile,
-    config: dict[str, Any],
-    figure_png: bytes | None = None,
-) -> Path:
-    """Write the run folder whole; refuses to overwrite an existing folder."""
-    return write_folder_atomic(out_dir, run_folder_files(record, metrics, profile, config, figure_png))

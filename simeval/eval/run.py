@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from simeval.env import STARTS, EnvConfig, FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
 from simeval.eval.rollout import LapRecord, rollout
+from simeval.eval.video import VIDEO_FILE, check_video_available, write_lap_video
 from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
 from simeval.sim.checks import check_name
@@ -55,6 +57,9 @@ class RunConfig:
     trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))
     out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
     plot: bool = field(default=True, **_opt("write trajectory.png"))
+    video: bool = field(default=False, **_opt(
+        "write lap.mp4: per step, the camera frame the agent saw beside the map around the car with its path, "
+        "and t, v, w, deviation, inference time (H.264, 20 fps; pip install 'simeval[video]')"))
 
     def __post_init__(self) -> None:
         if self.timing not in TIMINGS:
@@ -71,6 +76,8 @@ class RunConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         check_name("start", self.start, RUN_STARTS)
         get_scenario(self.scenario)  # an unknown name fails here, before any agent loads
+        if self.video:
+            check_video_available()  # so does a missing video package
         self.env_config()  # so do the env's settings (renderer, start)
 
     def as_dict(self) -> dict:
@@ -113,8 +120,9 @@ def run_episode(env: gym.Env, agent: Agent, config: RunConfig) -> LapRecord:
 
 def run_and_save(agent: Agent, config: RunConfig, out: Path) -> tuple[LapRecord, LapMetrics]:
     """Drive one episode as ``config`` says and write its run folder whole (metrics, trajectory,
-    deviation, timing, config with the versions and hardware, and the trajectory plot unless
-    ``plot`` is off)."""
+    deviation, timing, config with the versions and hardware, the trajectory plot unless ``plot`` is
+    off, and with ``video`` lap.mp4, made from the folder's own records as ``simeval.replay`` makes
+    it, after the lap: the lap and its files are the same with and without it)."""
     from simeval.atomic import write_folder_atomic
 
     record, metrics, files = run_files(agent, config)
@@ -151,6 +159,19 @@ def run_files(agent: Agent, config: RunConfig, more_facts: dict[str, Any] | None
             **(more_facts or {}),
         }
         files = run_folder_files(record, metrics, profile, facts, png)
+        if config.video and record.t:
+            files[VIDEO_FILE] = lap_video(files, env, config.seed)
     finally:
         env.close()
     return record, metrics, files
+
+
+def lap_video(files: dict[str, bytes], env: FollowLineEnv, seed: int) -> bytes:
+    """lap.mp4 of a run folder's ``files``, made from them as ``simeval.replay`` makes it from the
+    folder (written to a scratch folder first: the video is drawn from the records, not the lap)."""
+    with tempfile.TemporaryDirectory(prefix="simeval-video-") as scratch:
+        folder = Path(scratch)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        write_lap_video(folder / VIDEO_FILE, env, seed, folder)
+        return (folder / VIDEO_FILE).read_bytes()
