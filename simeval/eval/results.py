@@ -14,14 +14,12 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simeval.atomic import write_folder_atomic
 from simeval.eval.metrics import DeviationProfile, LapMetrics
 from simeval.eval.rollout import LapRecord
 from simeval.paths import REPO_ROOT, results_dir
