@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simeval.errors import ConfigError, SimevalError, UnknownNameError
+from simeval.sim.actions import ACTION_MODES, ActionMapping
 from simeval.sim.camera import CameraConfig
 from simeval.sim.checks import brief, check_name, check_number
 from simeval.sim.renderer import RENDERERS, make_renderer
@@ -96,6 +97,10 @@ class EnvConfig:
     """Truncate as 'stuck' after this much simulated time with too little progress (s)."""
     stuck_min_progress_m: float = 0.5
     """Progress needed within the stuck window (m)."""
+    action: str = "native"
+    """The action box: 'native' (speed and yaw rate over the car's limits, [0, 1] x [-1, 1]) or
+    'symmetric' ([-1, 1] x [-1, 1], speed mapped linearly onto the car's speed range), the box that
+    RL libraries expect (``simeval.sim.actions``)."""
     camera: CameraConfig = CameraConfig()
     vehicle: VehicleConfig = VehicleConfig()
     sim: SimConfig = SimConfig()
@@ -106,6 +111,7 @@ class EnvConfig:
     def __post_init__(self) -> None:
         check_name("renderer", self.renderer, RENDERERS)
         check_name("start", self.start, STARTS)
+        check_name("action mode", self.action, ACTION_MODES)
         get_scenario(self.scenario)  # an unknown name fails here
         check_number("latency_s", self.latency_s, at_least=0.0, at_most=MAX_PERIOD_S)
         if self.max_time_s is not None:
@@ -142,7 +148,11 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
     ## Action Space
     ``Box([0, -1], [1, 1], float32)``: forward speed and yaw rate (counter-clockwise +) as
     fractions of the car's limits (``VehicleConfig``: 25 m/s, 8 rad/s), the normalised box that
-    gymnasium recommends. ``to_action(v, w)`` turns a command in m/s and rad/s into an action;
+    gymnasium recommends. With ``action="symmetric"``, ``Box([-1, -1], [1, 1], float32)``: the speed
+    mapped linearly from [-1, 1] onto [min, max] speed (0 is 12.5 m/s), the yaw rate as before; the
+    box RL libraries expect (Stable-Baselines3's ``check_env`` warns about any other, and a Gaussian
+    policy starts at its centre). ``to_action(v, w)`` turns a command in m/s and rad/s into an
+    action and ``from_action(action)`` back, in either mode;
     ``info`` reports the executed v and w in SI units. Values outside the box are clipped to the
     car's limits (as Pendulum and MountainCarContinuous clip); a NaN or infinite value ends the
     episode with termination 'invalid_action' (an outcome the rollout records). An action that is
@@ -180,7 +190,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
 
     ## Arguments
     ``circuit`` (a name, or a ``Circuit``), ``config`` (an ``EnvConfig``: renderer, start, scenario,
-    time limit, latency, stuck rule, the camera, vehicle and clock records, the render view),
+    time limit, latency, stuck rule, action mode, the camera, vehicle and clock records, the render view),
     ``render_mode`` (None, or 'rgb_array': ``render()`` returns the picture that
     ``EnvConfig.render_view`` names: 'map', a top-down heading-up map around the car (the default);
     'camera', the observation scaled up nearest-neighbour, what ``gymnasium.wrappers.RecordVideo``
@@ -231,12 +241,8 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
         self._view = None
         vehicle = config.vehicle
         self.observation_space = gym.spaces.Box(0, 255, config.camera.shape, dtype=np.uint8)
-        self._action_scale = np.array([vehicle.max_speed_mps, vehicle.max_yaw_rate_radps])
-        self.action_space = gym.spaces.Box(
-            low=np.array([vehicle.min_speed_mps / vehicle.max_speed_mps, -1.0], dtype=np.float32),
-            high=np.array([1.0, 1.0], dtype=np.float32),
-            dtype=np.float32,
-        )
+        self._actions = ActionMapping(config.action, vehicle)
+        self.action_space = gym.spaces.Box(low=self._actions.low.copy(), high=self._actions.high.copy(), dtype=np.float32)
         self._obs: NDArray[np.uint8] | None = None
         self.start_pose: StartPose | None = None
         """Where the last ``reset`` started the car, and what it drew to put it there."""
@@ -298,7 +304,7 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             self._termination = Termination.INVALID_ACTION
             return self._obs.copy(), 0.0, True, False, self._info()
         with np.errstate(over="ignore"):  # a huge finite action overflows to inf, which the car clips
-            command = action * self._action_scale
+            command = self._actions.from_action(action)
         before = self.sim.progress_m
         frame_us = self.sim.time_us
         latency_us = self._latency_us
@@ -322,7 +328,12 @@ class FollowLineEnv(gym.Env[NDArray[np.uint8], NDArray[np.float32]]):
             command = np.array([v, w], dtype=np.float64)
         except (TypeError, ValueError, OverflowError):
             raise ActionError(f"to_action takes two real numbers (v m/s, w rad/s), got {brief(v)}, {brief(w)}") from None
-        return command / self._action_scale
+        return self._actions.to_action(command)
+
+    def from_action(self, action: Any) -> NDArray[np.float64]:
+        """The command (v m/s, w rad/s) an action stands for, in this env's action mode: the
+        inverse of ``to_action`` (before the car clips it to its limits)."""
+        return self._actions.from_action(_checked_action(action))
 
     def render(self) -> NDArray[np.uint8] | None:
         self._check_open()

@@ -41,8 +41,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.exists():
         raise ContractError(f"{model}: no such model file")
-    base = preset(args.preset or "simeval-pilotnet")
-    fmt = args.format or format_of(model) or (base.artifact.format if args.preset else None)
+    fmt = args.format or format_of(model)
+    own = None
+    if fmt == "sb3" and args.preset is None:  # a policy's saved spaces say its preset (sb3-native or sb3-symmetric)
+        from simeval.agents.sb3_zip import policy_contract
+
+        own = policy_contract(model)
+    base = own or preset(args.preset or "simeval-pilotnet")
+    fmt = fmt or (base.artifact.format if args.preset else None)
     if fmt is None:
         raise ContractError(f"{model}: cannot tell the model's format from its name; pass --format (one of "
                             f"{', '.join(sorted(FORMATS))}) or a --preset")
@@ -55,7 +61,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else contract_path(model)
     if out.exists() and not args.force:
         raise ContractError(f"{out} already exists; pass --force to replace it")
-    path = write_contract(out, dataclasses.replace(base, artifact=artifact, preset=args.preset))
+    path = write_contract(out, dataclasses.replace(base, artifact=artifact, preset=args.preset or (own and own.preset)))
     print(f"wrote {path}: edit it, then `python -m simeval.models check {model}`")
     return 0
 
@@ -86,7 +92,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for finding in report.findings:
         print(f"likely mistake: {finding}")
     if not report.findings:
-        print("nothing looks wrong: drive it with `python -m simeval.run --agent " + str(args.model) + "`")
+        print("nothing looks wrong: drive it with `python -m simeval.run --agent " + str(args.model)
+              + (" --trust-model" if args.trust_model else "") + "`")
     return EXIT_FINDINGS if report.findings else 0
 
 
@@ -125,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--contract", type=Path, help="the contract (default: the .simeval.toml beside the model)")
     check.add_argument("--circuit", default="simple", help="the test circuit whose expert lap to run it on (default simple)")
     check.add_argument("--frames", type=int, default=None, help="only the lap's first N frames (a quicker check)")
-    check.add_argument("--trust-model", action="store_true", help="load a format that carries code (TorchScript, .pt2, SavedModel, engine)")
+    check.add_argument("--trust-model", action="store_true", help="load a format that carries code (TorchScript, .pt2, SavedModel, engine, SB3 zip)")
     check.set_defaults(run=cmd_check)
     sub.add_parser("presets", help="list the named contract presets").set_defaults(run=cmd_presets)
     return parser

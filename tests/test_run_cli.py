@@ -133,14 +133,14 @@ def test_user_class_that_is_not_an_agent_is_refused(capsys):
     assert "is not a simeval.agents.base.Agent subclass" in capsys.readouterr().err
 
 
-def test_expert_run_imports_neither_torch_nor_tensorflow(tmp_path):
+def test_expert_run_imports_neither_torch_nor_tensorflow_nor_sb3(tmp_path):
     import subprocess
     import sys
 
     code = (
         "import sys; from simeval.run import main;"
         f"rc = main(['--agent', 'expert', '--circuit', 'simple', '--out', {str(tmp_path / 'run')!r}]);"
-        "heavy = sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules);"
+        "heavy = sorted(m for m in ('torch', 'tensorflow', 'keras', 'stable_baselines3') if m in sys.modules);"
         "print(rc, heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from simeval.errors import ContractError, UnknownNameError
+from simeval.sim.actions import ACTION_MODES, ActionMapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +68,7 @@ class Artifact:
     """The file (or SavedModel folder), relative to the contract file."""
     format: str = ""
     """A key of ``simeval.agents.formats.FORMATS``: onnx, tflite, torchscript, torch-export,
-    torch-state-dict, keras, tf-savedmodel, tensorrt-engine (and simeval's own tensorrt)."""
+    torch-state-dict, keras, tf-savedmodel, tensorrt-engine, sb3 (and simeval's own tensorrt)."""
     architecture: str | None = None
     """For torch-state-dict: the network class the weights fill ('simeval-pilotnet', 'dls-pilotnet')."""
     sha256: str | None = None
@@ -190,6 +191,19 @@ DLS_KERAS_INPUT = InputSpec(image="sensor", resize=(200, 66), mean=(0.485, 0.456
 """DeepLearningStudio's Keras input: the whole 640x480 image resized to 200x66, / 255, then the
 ImageNet mean and std (albumentations' Normalize defaults)."""
 
+SB3_INPUT = InputSpec(scale=1.0, dtype="uint8", quantization=(1.0, 0), layout="NCHW")
+"""A Stable-Baselines3 policy's input: the env's observation as is (uint8; the policy divides by
+255 itself), channels first as SB3's ``VecTransposeImage`` gave it to the policy in training."""
+
+
+def action_output(mode: str) -> OutputSpec:
+    """A policy's action decoded as the env decodes it in action mode ``mode``: command = scale *
+    action + offset per channel, the numbers of ``ActionMapping.from_action``."""
+    mapping = ActionMapping(mode)
+    v, w = (OutputChannel(index=i, scale=float(mapping.scale[i]), offset=float(mapping.offset[i])) for i in range(2))
+    return OutputSpec(v=v, w=w)
+
+
 PRESETS: dict[str, ModelContract] = {
     "simeval-pilotnet": ModelContract(
         artifact=Artifact(format="torch-state-dict", architecture="simeval-pilotnet"),
@@ -211,6 +225,13 @@ PRESETS: dict[str, ModelContract] = {
         artifact=Artifact(format="tflite"), input=DLS_KERAS_INPUT, output=DLS_OUTPUT,
         notes="JdeRobot DeepLearningStudio Keras PilotNet converted to TFLite (float32 input and output)",
     ),
+    **{
+        f"sb3-{mode}": ModelContract(
+            artifact=Artifact(format="sb3"), input=SB3_INPUT, output=action_output(mode),
+            notes=f"a Stable-Baselines3 policy trained on simeval/FollowLine-v0 with action='{mode}'",
+        )
+        for mode in ACTION_MODES
+    },
 }
 
 

@@ -123,6 +123,10 @@ def user_contract(path: Path, contract: Path | None = None) -> ModelContract:
     if fmt is None:
         raise AgentError(f"{path}: cannot tell the model's format from its name; describe it in a contract: "
                          f"`python -m simeval.models init {path} --format FORMAT`")
+    if fmt == "sb3":  # its saved spaces say how to feed it and read it
+        from simeval.agents.sb3_zip import policy_contract
+
+        return policy_contract(path)
     base = preset("simeval-pilotnet")
     artifact = Artifact(path=str(path.resolve()), format=fmt, architecture="simeval-pilotnet" if fmt == "torch-state-dict" else None)
     return ModelContract(artifact=artifact, input=base.input, output=base.output, runtime=base.runtime,

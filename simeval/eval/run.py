@@ -54,7 +54,7 @@ class RunConfig:
         choices=RUN_STARTS))
     max_time_s: float | None = field(default=None, **_opt("simulated time limit; default 2x the reference lap time"))
     contract: Path | None = field(default=None, **_opt("model contract of --agent's model file (default: the .simeval.toml beside it)"))
-    trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine)"))
+    trust_model: bool = field(default=False, **_opt("load a model file of a format that carries code (TorchScript, .pt2, SavedModel, TensorRT engine, Stable-Baselines3 zip)"))
     out: Path | None = field(default=None, **_opt("results folder; default results/<circuit>__<agent>__<seed>__<time>"))
     plot: bool = field(default=True, **_opt("write trajectory.png"))
     video: bool = field(default=False, **_opt(

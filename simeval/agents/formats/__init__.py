@@ -66,6 +66,11 @@ FORMATS: dict[str, Format] = {
         "a serialized TensorRT engine holds native code for the GPU",
     ),
     "tensorrt": Format("simeval.agents.formats.tensorrt_engine:TensorRTRuntime", ("tensorrt",), "tensorrt"),
+    "sb3": Format(
+        "simeval.agents.formats.sb3_policy:SB3PolicyRuntime", ("stable_baselines3", "torch"), "rl", True,
+        "a Stable-Baselines3 .zip holds cloudpickled Python objects (the policy's class, settings and spaces), "
+        "which run code when unpickled",
+    ),
 }
 """Every format a model file can have. ``tensorrt`` is simeval's own TensorRT route (an ONNX graph
 built into a cached engine at load); ``tensorrt-engine`` is a user's serialized engine."""
@@ -73,10 +78,10 @@ built into a cached engine at load); ``tensorrt-engine`` is a user's serialized 
 SUFFIXES: dict[str, str] = {
     ".onnx": "onnx", ".tflite": "tflite", ".pt": "torch-state-dict", ".pth": "torch-state-dict",
     ".keras": "keras", ".h5": "keras", ".torchscript": "torchscript", ".ts": "torchscript", ".jit": "torchscript",
-    ".pt2": "torch-export", ".engine": "tensorrt-engine", ".plan": "tensorrt-engine",
+    ".pt2": "torch-export", ".engine": "tensorrt-engine", ".plan": "tensorrt-engine", ".zip": "sb3",
 }
 """The format of a user's model file without a contract, by suffix (a folder holding
-``saved_model.pb`` is a tf-savedmodel)."""
+``saved_model.pb`` is a tf-savedmodel; a ``.zip`` is what Stable-Baselines3's ``model.save`` writes)."""
 
 
 def format_of(path: Path) -> str | None:
