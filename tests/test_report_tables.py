@@ -89,3 +89,25 @@ def test_both_renderings_escape_what_a_cell_holds() -> None:
     markdown = render_markdown(report)
     assert "| [a](runs/a/) | raised ValueError: \\<script>alert(1)\\</script> \\| bad |" in markdown
     assert "> **Warning:** use `--seeds 5`" in markdown
+
+
+def test_figures_drawn_side_by_side_equal_those_drawn_one_by_one(tmp_path) -> None:
+    """The report's figures come out the same from forked processes as from the sweep's own."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "sweep"
+    subprocess.run([sys.executable, "-m", "simeval.sweep", "--agents", "expert,pure-pursuit", "--circuits", "simple",
+                    "--seeds", "2", "--max-time-s", "3", "--jobs", "1", "--no-plot", "--no-progress", "--out", str(out)],
+                   cwd=root, check=True, capture_output=True)
+    script = (  # a process of its own: figures fork only from a single-threaded process
+        "import sys, threading; from pathlib import Path; from simeval.eval.report import write_report\n"
+        "out = Path(sys.argv[1]); assert threading.active_count() == 1\n"
+        "pngs = {}\n"
+        "for jobs in (1, 2):\n"
+        "    write_report(out, jobs=jobs); pngs[jobs] = {p.name: p.read_bytes() for p in sorted(out.glob('*.png'))}\n"
+        "assert pngs[1] == pngs[2] and len(pngs[1]) == 3, sorted(pngs[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(out)], cwd=root, check=True)

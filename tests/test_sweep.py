@@ -195,7 +195,7 @@ def test_slow_starting_frameworks_go_first_and_share_workers_by_framework(tmp_pa
     assert [r.agent for r in runs] == ["tf-fp32", "torch-fp32", "torch-static", "expert", "onnx-fp32"]
     groups = {r.agent: worker_group(r) for r in runs}
     assert groups["torch-fp32"] == groups["torch-static"] != groups["tf-fp32"]
-    assert groups["expert"] == "numpy" and groups["onnx-fp32"] == "onnxruntime"
+    assert groups["expert"] is None and groups["onnx-fp32"] == "onnxruntime"  # the experts run on any worker
     user = config.run_config("tests.bad_agents:SlowAgent", "simple", 0)
     assert worker_group(user) == "tests.bad_agents:SlowAgent", "a user's class imports what it likes: a group of its own"
 
@@ -218,3 +218,13 @@ def test_a_sweep_takes_circuit_files_beside_catalogue_names(tmp_path: Path) -> N
     config = json.loads((out / "runs" / "spielberg_raw__expert__0" / "config.json").read_text())
     assert config["run"]["circuit_scale"] == "1:4.315" and abs(config["circuit"]["lap_length_m"] - 997) < 5
     assert json.loads((out / "runs" / "simple__expert__0" / "config.json").read_text())["run"]["circuit_scale"] is None
+
+
+def test_a_worker_done_with_its_framework_drives_the_experts_before_it_retires() -> None:
+    from simeval.eval.pool import first_key, next_task
+
+    pending = [("tensorflow", "tf-a"), (None, "expert-a"), ("torch", "torch-a"), (None, "expert-b")]
+    assert first_key(pending, set()) == "tensorflow" and first_key(pending, {"tensorflow"}) is None
+    assert next_task(pending, "torch") == 2  # its own framework first
+    assert next_task(pending[2:], "tensorflow") == 1  # then a run that needs nothing loaded
+    assert next_task([("torch", "torch-a")], "tensorflow") is None  # never another framework: it retires

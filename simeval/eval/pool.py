@@ -120,7 +120,9 @@ def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, init
     """Run every task on at most ``jobs`` workers and yield each outcome as it comes.
 
     A new worker takes the first task of a key that no worker holds (else the first task): it
-    then takes only tasks of that key, and retires when none is left or after ``tasks_per_worker``.
+    then takes only tasks of that key (``next_task``), then tasks of key None (tasks that need
+    nothing loaded, which any worker may run), and retires when none is left or after
+    ``tasks_per_worker``.
     ``work``, ``initializer``, ``finish`` and the tasks must pickle (module-level functions).
     Closing the iterator early (or an exception in the consumer, Ctrl-C included) stops the workers.
     """
@@ -130,8 +132,7 @@ def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, init
         while pending or workers:
             while pending and sum(not w.retiring for w in workers) < jobs:
                 worker = _start((work, initializer, finish))
-                held = {w.key for w in workers if not w.retiring}
-                worker.key = next((k for k, _ in pending if k not in held), pending[0][0])
+                worker.key = first_key(pending, {w.key for w in workers if not w.retiring})
                 workers.append(worker)
                 _assign(worker, pending)
             yield from _collect(workers, pending, tasks_per_worker)
@@ -157,9 +158,22 @@ def _start(functions: tuple[Callable, ...]) -> _Worker:
     return _Worker(process, conn)
 
 
+def first_key(pending: list[tuple[Hashable, Any]], held: set[Hashable]) -> Hashable:
+    """The key a new worker takes: the first that no live worker holds, else the first left."""
+    return next((k for k, _ in pending if k not in held), pending[0][0])
+
+
+def next_task(pending: list[tuple[Hashable, Any]], key: Hashable) -> int | None:
+    """Index of the next task for a worker holding ``key``: one of its key, else one of key None
+    (it needs nothing loaded: a worker done with its own key drives it instead of a new worker
+    starting, importing and building its circuits for it), else None (the worker retires)."""
+    mine = next((i for i, (k, _) in enumerate(pending) if k == key), None)
+    return mine if mine is not None else next((i for i, (k, _) in enumerate(pending) if k is None), None)
+
+
 def _assign(worker: _Worker, pending: list[tuple[Hashable, Any]]) -> None:
-    """Send the worker the next task of its key, or retire it when none is left."""
-    index = next((i for i, (k, _) in enumerate(pending) if k == worker.key), None)
+    """Send the worker the next task of its key (``next_task``), or retire it when none is left."""
+    index = next_task(pending, worker.key)
     if index is None:
         _retire(worker)
         return

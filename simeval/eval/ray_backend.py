@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simeval.errors import ConfigError, first_line
+from simeval.eval.pool import first_key, next_task
 from simeval.eval.run import RunConfig
 from simeval.eval.worker import close_cached, died, init_worker, perform, save, single_thread_env, worker_group
 
@@ -90,7 +91,7 @@ class RunActor:
 @dataclass
 class _Actor:
     handle: Any
-    key: str
+    key: str | None
     """The group of runs it takes."""
     call: Any = None
     """Its call in flight (an ``ObjectRef``): a run, or ``finish``."""
@@ -281,14 +282,13 @@ def _drive_actors(ray: Any, configs: list[RunConfig], slots: int, max_tasks_per_
     from ray.exceptions import RayError
 
     remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(RunActor)
-    pending = [(worker_group(c), c) for c in configs]
+    pending: list[tuple[str | None, RunConfig]] = [(worker_group(c), c) for c in configs]
     actors: list[_Actor] = []
     closing: dict[str, str] = {}
     try:
         while pending or actors:
             while pending and sum(not a.retiring for a in actors) < slots:
-                held = {a.key for a in actors if not a.retiring}
-                actor = _Actor(remote.remote(), next((k for k, _ in pending if k not in held), pending[0][0]))
+                actor = _Actor(remote.remote(), first_key(pending, {a.key for a in actors if not a.retiring}))
                 actors.append(actor)
                 _assign(actor, pending, max_tasks_per_child)
             calls = {a.call: a for a in actors}
@@ -322,7 +322,7 @@ def _drive_actors(ray: Any, configs: list[RunConfig], slots: int, max_tasks_per_
 
 def _assign(actor: _Actor, pending: list[tuple[str, RunConfig]], max_tasks_per_child: int | None) -> None:
     """Send the actor the next run of its group, or ``finish`` when none is left or it did enough."""
-    index = next((i for i, (k, _) in enumerate(pending) if k == actor.key), None)
+    index = next_task(pending, actor.key)
     if index is None or (max_tasks_per_child is not None and actor.done >= max_tasks_per_child):
         actor.task, actor.retiring, actor.call = None, True, actor.handle.finish.remote()
         return

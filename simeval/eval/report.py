@@ -8,6 +8,7 @@ document (``report_layout``); this module writes its figures and renders it as M
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from simeval.atomic import write_bytes_atomic, write_text_atomic
@@ -18,18 +19,31 @@ from simeval.eval.tables import summary_csv
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
+REPORT_MODULES = (
+    "simeval.eval.report_layout", "simeval.eval.report_html", "simeval.eval.report_plots", "scipy.stats",
+    "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.ticker", "simeval.track.loader",
+)
+"""What writing a report imports (about a second): ``warm_up`` imports it ahead."""
+
+
+def warm_up() -> None:
+    """Import what ``write_report`` needs, so that a sweep can do it while its last runs drive
+    (on cores its finished workers left idle) instead of after them."""
+    for name in REPORT_MODULES:
+        importlib.import_module(name)
 
 
 def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[str] | None = None,
                  scenarios: list[str] | None = None, unavailable: dict[str, str] | None = None,
-                 plots: bool = True) -> Path:
+                 plots: bool = True, jobs: int = 1) -> Path:
     """Write summary.csv, report.md, report.html and the figures in ``out`` from the run folders
     found there; returns report.md's path.
 
     ``plots=False`` (an interrupted sweep, which must stop at once) writes the tables alone and
-    says that the plots come with the next complete sweep."""
+    says that the plots come with the next complete sweep. ``jobs``: processes that draw the figures."""
     from simeval.eval.report_html import render_html
     from simeval.eval.report_layout import Scope, build_report
+    from simeval.eval.report_plots import draw_figures
     from simeval.track.loader import load_circuit
 
     out = Path(out)
@@ -45,7 +59,7 @@ def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[s
     def circuit_of(name: str):
         return load_circuit(name, next((r.run.get("circuit_scale") for r in runs if r.circuit == name), None))
 
-    report = build_report(out, runs, failures, scope, circuit_of)
+    report = draw_figures(build_report(out, runs, failures, scope, circuit_of), jobs)
     for image in report.images():
         write_bytes_atomic(out / image.file, image.png)
     write_text_atomic(out / HTML_FILE, render_html(report))

@@ -6,7 +6,8 @@ two always hold the same tables and numbers. Links are relative to the report's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ class Image:
 
     file: str
     alt: str
-    png: bytes
+    png: bytes = b""
+    draw: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
+    """How to draw it while not drawn yet (``report_plots.draw_figures`` draws a report's figures
+    side by side): a picklable callable, a ``functools.partial`` of a module-level function."""
 
 
 Block = Heading | Paragraph | Bullets | Table | Image

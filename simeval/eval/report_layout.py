@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def build_report(out: Path, runs: list[Run], failures: Sequence[FailedRun], scop
                 blocks += section.blocks(load_circuit(circuit) if scope.plots else None)
     if runs and scope.plots:
         blocks += [Heading("Latency versus deviation"),
-                   Image("latency_vs_deviation.png", "latency versus deviation", latency_png(runs, colours))]
+                   Image("latency_vs_deviation.png", "latency versus deviation", draw=partial(latency_png, runs, colours))]
     blocks += [Heading("Runs"), Paragraph("One row per run; each links its folder, its trajectory plot and its video "
                                           "where there is one."), runs_table(runs, failures)]
     return Report(f"Sweep report: {out}", tuple(blocks))
@@ -220,9 +221,9 @@ class Section:
             from simeval.eval.report_plots import deviation_png, trajectories_png
 
             blocks += [Image(f"trajectories_{self.tag}.png", f"trajectories on {title}",
-                             trajectories_png(circuit, self.runs, self.colours)),
+                             draw=partial(trajectories_png, circuit, self.runs, self.colours)),
                        Image(f"deviation_{self.tag}.png", f"deviation along {title}",
-                             deviation_png(circuit, self.runs, self.colours))]
+                             draw=partial(deviation_png, circuit, self.runs, self.colours))]
         return blocks
 
     def models_table(self) -> Table:

@@ -8,13 +8,18 @@ seeds with different starts) line up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from simeval.eval.metrics import DEVIATION_STEP_M
+from simeval.eval.report_document import Image, Report
 from simeval.eval.sweep_runs import Run, read_trajectory, run_deviation
 from simeval.track.loader import circuit_label
 
@@ -24,6 +29,9 @@ if TYPE_CHECKING:
 
     from simeval.track.circuit import Circuit
 
+PLOT_POINTS = 2000
+"""Points of a line along the lap: more than the figure's pixels across, far fewer than the
+deviation profile's (a point every few centimetres), which only slowed the drawing."""
 LOG_SPAN = 20.0
 """The latency axis is logarithmic only when latencies span more than this factor (then ticks at 1,
 2 and 5 of each decade always label it); a narrower span reads better on a linear axis."""
@@ -99,7 +107,7 @@ def deviation_png(circuit: Circuit, runs: Sequence[Run], colours: dict[str, Any]
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax = fig.add_subplot()
-    grid = np.arange(0.0, circuit.length_m, DEVIATION_STEP_M)
+    grid = np.arange(0.0, circuit.length_m, max(DEVIATION_STEP_M, circuit.length_m / PLOT_POINTS))
     many = len({r.seed for r in runs}) > 1
     for agent, mine in _by_agent(runs, colours):
         stack = np.ma.masked_invalid(np.stack([deviation_on_lap(r, circuit.length_m, grid) for r in mine]))
@@ -139,7 +147,7 @@ def latency_figure(runs: Sequence[Run], colours: dict[str, Any]) -> Figure:
     ax.set_ylabel("deviation MAE (m)")
     ax.set_title(f"Latency versus deviation, one point per run ({seeds_label(runs)})\nred edge: lap not completed"
                  if runs else "Latency versus deviation", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)  # beside the points: it hides none
     return fig
 
 
@@ -161,3 +169,29 @@ def latency_png(runs: Sequence[Run], colours: dict[str, Any]) -> bytes:
 
     return figure_png(latency_figure(runs, colours))
 
+
+
+def draw_figures(report: Report, jobs: int) -> Report:
+    """``report`` with every figure drawn, on up to ``jobs`` processes side by side.
+
+    A sweep ends with its report, its workers gone and their cores idle: the figures (a few tenths
+    of a second each) are drawn in forked copies of this process, which have matplotlib and the runs
+    loaded already. Only a process with no other thread forks (a thread's lock held at the fork
+    would stay held in the copy): with threads (Ray's driver), or one job, they are drawn here."""
+    pending = [block for block in report.blocks if isinstance(block, Image) and block.draw is not None]
+    pngs = _draw_all([block.draw for block in pending], jobs)  # type: ignore[misc]
+    drawn = {id(block): png for block, png in zip(pending, pngs, strict=True)}
+    blocks = tuple(dataclasses.replace(b, png=drawn[id(b)], draw=None) if id(b) in drawn else b for b in report.blocks)
+    return dataclasses.replace(report, blocks=blocks)
+
+
+def _draw_all(draws: list[Callable[[], bytes]], jobs: int) -> list[bytes]:
+    workers = min(jobs, len(draws))
+    if workers <= 1 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [draw() for draw in draws]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_call, draws))
+
+
+def _call(draw: Callable[[], bytes]) -> bytes:
+    return draw()

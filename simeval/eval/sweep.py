@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -185,6 +186,16 @@ def start_up_rank(agent: str) -> int:
     return next((i for i, name in enumerate(START_UP_ORDER) if name in modules), len(START_UP_ORDER))
 
 
+def unready_agents(agents: list[str]) -> dict[str, str]:
+    """The registered agents that cannot drive here and what each lacks (a package, a GPU, a
+    build), known without loading them: their runs are reported as such, with no worker started to
+    find it out."""
+    from simeval.agents.registry import agent_status, registered
+
+    known = set(registered())
+    return {agent: why for agent in agents if agent in known and (why := agent_status(agent)) is not None}
+
+
 def plan(config: SweepConfig, agents: list[str], circuits: list[str], scenarios: list[str]) -> list[RunConfig]:
     """Every combination not done yet, agent-major so a worker reuses the agent it loaded, the
     agents of slow-starting frameworks first (the order of runs changes no result)."""
@@ -219,14 +230,17 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     todo = plan(config, agents, circuits, scenarios)
     total = len(agents) * len(circuits) * len(scenarios) * config.seeds
     started = time.perf_counter()
-    results, interrupted = _drive(config, todo, total, progress)
+    unready = unready_agents(agents) if config.backend == "process" else {}  # a cluster's nodes may differ
+    runnable = [run for run in todo if run.agent not in unready]
+    results, interrupted = _drive(config, runnable, total - (len(todo) - len(runnable)), progress)
     planned = {str(run.out): run for run in todo}
     for result in results:
         if result["status"] == "failed" and not Path(result["out"]).exists():
             record_failure(out, planned[result["out"]], result)
     remove_resolved(out)
-    unavailable = {r["agent"]: r["error"] for r in results if r["status"] == "unavailable"}
-    write_report(out, agents=agents, circuits=circuits, scenarios=scenarios, unavailable=unavailable, plots=not interrupted)
+    unavailable = {**unready, **{r["agent"]: r["error"] for r in results if r["status"] == "unavailable"}}
+    write_report(out, agents=agents, circuits=circuits, scenarios=scenarios, unavailable=unavailable, plots=not interrupted,
+                 jobs=config.jobs or os.cpu_count() or 1)
     return {
         "total": total,
         "ran": sum(r["status"] == "ran" for r in results),
@@ -241,18 +255,26 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
 
 def _drive(config: SweepConfig, todo: list[RunConfig], total: int, progress: bool) -> tuple[list[dict[str, Any]], bool]:
     """Run ``todo`` on the configured backend with a progress bar: (each run's result, whether
-    Ctrl-C cut the sweep short)."""
+    Ctrl-C cut the sweep short). Once only the last runs are left to finish, the report's imports
+    are done beside them (``report.warm_up``)."""
     from tqdm import tqdm
+
+    from simeval.eval.report import warm_up
+
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: the report forks its figure processes from a single thread
 
     results: list[dict[str, Any]] = []
     if not todo:
         return results, False
+    jobs = config.jobs or os.cpu_count() or 1
+    warming: threading.Thread | None = None
     runner = (
         run_ray(todo, config.jobs, config.address, config.max_tasks_per_child)
         if config.backend == "ray"
-        else run_process_pool(todo, min(config.jobs or os.cpu_count() or 1, len(todo)), config.max_tasks_per_child)
+        else run_process_pool(todo, min(jobs, len(todo)), config.max_tasks_per_child)
     )
-    bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
+    bar = Bar(total=total, initial=total - len(todo), desc="sweep", unit="run", file=sys.stderr, disable=not progress)
     try:
         for result in runner:
             results.append(result)
@@ -260,9 +282,14 @@ def _drive(config: SweepConfig, todo: list[RunConfig], total: int, progress: boo
                 bar.set_postfix_str(f"{result['circuit']}/{result['scenario']}/{result['agent']}/{result['seed']}: "
                                     f"{result.get('termination') or result['status']}")
                 bar.update(1)
+            if warming is None and len(todo) - len(results) <= jobs:
+                warming = threading.Thread(target=warm_up, name="simeval-report-warm-up", daemon=True)
+                warming.start()
     except KeyboardInterrupt:
         return results, True
     finally:
         runner.close()  # stops the workers still running, whatever ended the loop
         bar.close()
+    if warming is not None:
+        warming.join()
     return results, False

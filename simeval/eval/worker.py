@@ -109,15 +109,16 @@ def execute(config: RunConfig) -> dict[str, Any]:
     return save(config, *perform(config))
 
 
-def worker_group(config: RunConfig) -> str:
-    """The runs that may share a worker: those of agents that import the same framework (the
-    experts: none; a user's class: its own). A worker drives its agent's runs, closes it, and goes on
-    with the next agent of its framework, so it imports torch or TensorFlow once and never holds
-    two agents (nor two frameworks) at a time."""
+def worker_group(config: RunConfig) -> str | None:
+    """The runs that may share a worker: those of agents that import the same framework (a user's
+    class: its own), and None for the experts, which import none and so may run on any worker once
+    it is done with its own group. A worker drives its agent's runs, closes it, and goes on with the
+    next agent of its framework, so it imports torch or TensorFlow once and never holds two agents
+    (nor two frameworks) at a time."""
     from simeval.agents.registry import runtime_modules
 
     modules = runtime_modules(config.agent)
-    return config.agent if modules is None else "+".join(modules) or "numpy"
+    return config.agent if modules is None else "+".join(modules) or None
 
 
 def run_key(config: RunConfig) -> dict[str, Any]:

@@ -78,7 +78,9 @@ class RoadGrid:
             + offsets[None, :, None, None] * c.normal[:, None, None, :]
             + along[None, None, :, None] * c.tangent[:, None, None, :]
         ).reshape(-1, 2)
-        return np.unique(self._cell_index(pts - self.origin))
+        marked = np.zeros(self.shape[0] * self.shape[1], dtype=bool)  # faster than np.unique's sort, same order
+        marked[self._cell_index(pts - self.origin)] = True
+        return np.flatnonzero(marked)
 
     def _fit_models(self, cells: NDArray[np.int64]) -> NDArray[np.float32]:
         """Exact (d, s) and their gradients at each cell centre, from the nearest vertex's circle."""
