@@ -19,7 +19,9 @@ run: setup
 	$(BIN)/python -m simeval.run --agent torch-fp32 --circuit montreal
 
 # One pytest worker per CPU (pytest-xdist): the suite is mostly laps and model builds, each on one core.
+# The report's browser test needs Debian's chromium: installed first when missing (apt).
 test: setup
+	scripts/ensure-browser.sh
 	$(BIN)/python -m pytest -q -n auto
 
 bench: setup
