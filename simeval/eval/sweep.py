@@ -230,7 +230,8 @@ def sweep(config: SweepConfig, *, progress: bool = True) -> dict[str, Any]:
     todo = plan(config, agents, circuits, scenarios)
     total = len(agents) * len(circuits) * len(scenarios) * config.seeds
     started = time.perf_counter()
-    unready = unready_agents(agents) if config.backend == "process" else {}  # a cluster's nodes may differ
+    pending_agents = [agent for agent in agents if any(run.agent == agent for run in todo)]
+    unready = unready_agents(pending_agents) if config.backend == "process" else {}  # a cluster's nodes may differ
     runnable = [run for run in todo if run.agent not in unready]
     results, interrupted = _drive(config, runnable, total - (len(todo) - len(runnable)), progress)
     planned = {str(run.out): run for run in todo}
