@@ -30,7 +30,10 @@ def warm_up() -> None:
     """Import what ``write_report`` needs, so that a sweep can do it while its last runs drive
     (on cores its finished workers left idle) instead of after them."""
     for name in REPORT_MODULES:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return  # write_report meets it again and says what is missing
 
 
 def write_report(out: Path, *, agents: list[str] | None = None, circuits: list[str] | None = None,

@@ -13,6 +13,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -189,8 +190,11 @@ def _draw_all(draws: list[Callable[[], bytes]], jobs: int) -> list[bytes]:
     workers = min(jobs, len(draws))
     if workers <= 1 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [draw() for draw in draws]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_call, draws))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_call, draws))
+    except BrokenProcessPool:  # a copy died (out of memory?): the report is still drawn, here
+        return [draw() for draw in draws]
 
 
 def _call(draw: Callable[[], bytes]) -> bytes:
