@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from simeval.atomic import ensure_writable
     from simeval.eval.replay import read_run, replay_video
-    from simeval.eval.video import VIDEO_FILE, check_video_available
+    from simeval.eval.results import VIDEO_FILE
+    from simeval.eval.video import check_video_available
 
     if not args.video:
         raise ConfigError("nothing to replay into: pass --video (the lap's video is what replay makes)")

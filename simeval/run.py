@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     print(format_metrics({k: v for k, v in metrics.as_dict().items() if k != "error"}))  # the error gets its own line
     print(f"results: {out}")
     if config.video:
-        from simeval.eval.video import VIDEO_FILE
+        from simeval.eval.results import VIDEO_FILE
 
         video = out / VIDEO_FILE
         print(f"video: {video}" if video.is_file() else "video: none (the lap has no step to show)")

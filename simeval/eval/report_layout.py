@@ -20,9 +20,9 @@ import pandas as pd
 from simeval.env import Termination
 from simeval.eval.failures import FailedRun
 from simeval.eval.report_document import Block, Bullets, Cell, Heading, Image, Link, Paragraph, Report, Table
-from simeval.eval.results import RUNS_DIR, safe_name
+from simeval.eval.results import RUNS_DIR, TRAJECTORY_PNG, VIDEO_FILE, safe_name
 from simeval.eval.stats import BOOTSTRAP_RESAMPLES, MIN_SEEDS, NO_DIFFERENCE, TOO_FEW, Estimate, decimals
-from simeval.eval.sweep_runs import TRAJECTORY_PNG, VIDEO_FILE, Run
+from simeval.eval.sweep_runs import Run
 from simeval.eval.tables import (
     COMPUTE,
     DEVIATION,

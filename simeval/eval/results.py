@@ -26,6 +26,10 @@ from simeval.paths import REPO_ROOT, results_dir
 from simeval.track.loader import circuit_label
 
 RUNS_DIR = "runs"
+TRAJECTORY_PNG = "trajectory.png"
+"""A run's trajectory plot (unless ``--no-plot``)."""
+VIDEO_FILE = "lap.mp4"
+"""A run's video, where it was recorded (``--video``)."""
 """A sweep's run folders are ``DIR/runs/<run>/``."""
 TRAJECTORY_COLUMNS = ("t_s", "x_m", "y_m", "yaw_rad", "s_m", "d_m", "v_cmd_mps", "w_cmd_radps")
 TIMING_COLUMNS = ("step", "inference_s", "step_wall_s")
@@ -142,6 +146,6 @@ def run_folder_files(
     }
     out = {name: text.encode("utf-8") for name, text in files.items()}
     if figure_png is not None:
-        out["trajectory.png"] = figure_png
+        out[TRAJECTORY_PNG] = figure_png
     return out
 

@@ -20,8 +20,9 @@ from simeval.agents.base import Agent
 from simeval.env import STARTS, EnvConfig, FollowLineEnv
 from simeval.errors import ConfigError
 from simeval.eval.metrics import LapMetrics, compute_metrics, deviation_profile
+from simeval.eval.results import VIDEO_FILE
 from simeval.eval.rollout import LapRecord, rollout
-from simeval.eval.video import VIDEO_FILE, check_video_available, write_lap_video
+from simeval.eval.video import check_video_available, write_lap_video
 from simeval.options import opt as _opt
 from simeval.sim.camera import CameraConfig
 from simeval.sim.checks import check_name

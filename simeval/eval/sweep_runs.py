@@ -17,10 +17,6 @@ from numpy.typing import NDArray
 from simeval.eval.metrics import DeviationProfile, LapMetrics
 from simeval.eval.results import RUNS_DIR, read_deviation_csv
 
-TRAJECTORY_PNG = "trajectory.png"
-VIDEO_FILE = "lap.mp4"
-"""A run's video, where it was recorded (``--video``): the report links it when the file exists."""
-
 
 @dataclass(frozen=True)
 class Run:

@@ -38,7 +38,6 @@ from simeval.errors import ConfigError, RunFolderError
 from simeval.eval.results import TIMING_COLUMNS, TRAJECTORY_COLUMNS
 from simeval.sim.views import LapView, status_line
 
-VIDEO_FILE = "lap.mp4"
 PACKAGE = "imageio_ffmpeg"
 INSTALL_HINT = "--video needs imageio-ffmpeg (its wheel ships ffmpeg): pip install 'simeval[video]'"
 CRF = 20
