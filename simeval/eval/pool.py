@@ -11,7 +11,10 @@ A bounded set of worker processes, each sent one task at a time over its own soc
   SIGTERM, which unwinds the task in flight (its temporary folder is removed) and ends the process;
 - tasks that share a ``key`` (a sweep's: the agent) go to the same worker, which loads what they
   share once; a worker retires when no task of its key is left (or after ``tasks_per_worker``
-  tasks), so a long sweep's memory stays that of ``jobs`` workers holding one agent each.
+  tasks), so a long sweep's memory stays that of ``jobs`` workers holding one agent each;
+- a new worker starts in milliseconds: it is forked from a template process that imported the
+  workers' modules and ran ``preload`` (a sweep's: its circuits' road grids) once
+  (``simeval.eval.forkserver``), instead of importing and building them itself.
 
 Not ``multiprocessing.Pool`` (a dead worker's task is lost and the pool waits for it forever),
 nor ``ProcessPoolExecutor`` (one dead worker breaks the pool for every pending task), nor
@@ -24,16 +27,17 @@ exit: they read the end of their socket.
 
 from __future__ import annotations
 
-import json
+import functools
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
+
+from simeval.eval.forkserver import FORK_SAFE, Forked, Template, spawn
 
 Task = TypeVar("Task")
 
@@ -73,13 +77,14 @@ def _raise_stopped(signum: int, frame: Any) -> None:
     raise Stopped
 
 
-def serve(fd: int) -> None:
-    """A worker's life (``python -c`` runs it): receive ``(work, initializer, finish)``, then answer
-    each task with ``work(task)``; None ends it, with ``finish()``'s value as its last message."""
+def serve(fd: int, functions: tuple[Callable, ...] | None = None) -> None:
+    """A worker's life: receive ``(work, initializer, finish)`` (a worker started with ``python -c``;
+    one forked by the template has them as ``functions``), then answer each task with
+    ``work(task)``; None ends it, with ``finish()``'s value as its last message."""
     signal.signal(signal.SIGTERM, _raise_stopped)
     conn = Connection(fd)
     try:
-        work, initializer, finish = conn.recv()
+        work, initializer, finish = functions or conn.recv()
         initializer()
         while (task := conn.recv()) is not None:
             conn.send(("done", work(task)))
@@ -90,7 +95,7 @@ def serve(fd: int) -> None:
 
 @dataclass
 class _Worker:
-    process: subprocess.Popen
+    process: subprocess.Popen | Forked
     conn: Connection
     key: Hashable = None
     """The key of the tasks it takes (what it has loaded)."""
@@ -115,39 +120,55 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 def run_tasks(tasks: list[Task], work: Callable[[Task], Any], *, jobs: int, initializer: Callable[[], None],
-              finish: Callable[[], Any], key: Callable[[Task], Hashable] = id,
-              tasks_per_worker: int | None = None) -> Iterator[Finished[Task] | Died[Task] | Retired]:
+              finish: Callable[[], Any], key: Callable[[Task], Hashable] = id, tasks_per_worker: int | None = None,
+              preload: Callable[[], None] | None = None, env: Mapping[str, str] | None = None,
+              ) -> Iterator[Finished[Task] | Died[Task] | Retired]:
     """Run every task on at most ``jobs`` workers and yield each outcome as it comes.
 
     A new worker takes the first task of a key that no worker holds (else the first task): it
     then takes only tasks of that key (``next_task``), then tasks of key None (tasks that need
     nothing loaded, which any worker may run), and retires when none is left or after
     ``tasks_per_worker``.
-    ``work``, ``initializer``, ``finish`` and the tasks must pickle (module-level functions).
-    Closing the iterator early (or an exception in the consumer, Ctrl-C included) stops the workers.
+    Workers are forked from a template process that has imported ``work``'s modules and run
+    ``preload`` (``simeval.eval.forkserver``; where forking is not safe, each starts with
+    ``python -c`` and imports them itself); ``env`` is added to their environment before anything
+    is imported. ``work``, ``initializer``, ``finish``, ``preload`` and the tasks must pickle
+    (module-level functions). Closing the iterator early (or an exception in the consumer, Ctrl-C
+    included) stops the workers.
     """
     pending: list[tuple[Hashable, Task]] = [(key(task), task) for task in tasks]
     workers: list[_Worker] = []
+    functions = (work, initializer, finish)
+    template = Template.start(functools.partial(serve, functions=functions), preload or _nothing, env) if FORK_SAFE and tasks else None
     try:
         while pending or workers:
             while pending and sum(not w.retiring for w in workers) < jobs:
-                worker = _start((work, initializer, finish))
+                worker = _start(functions, template, env)
                 worker.key = first_key(pending, {w.key for w in workers if not w.retiring})
                 workers.append(worker)
                 _assign(worker, pending)
             yield from _collect(workers, pending, tasks_per_worker)
     finally:
         _stop_all(workers)
+        if template is not None:
+            template.close()
 
 
-def _start(functions: tuple[Callable, ...]) -> _Worker:
-    """A new worker in a session of its own (out of the terminal's reach), importing modules as
-    this process does (its ``sys.path``)."""
+def _nothing() -> None:
+    """The preload of a pool given none."""
+
+
+def _start(functions: tuple[Callable, ...], template: Template | None, env: Mapping[str, str] | None) -> _Worker:
+    """A new worker, out of the terminal's reach: forked by ``template``, or, without one (or when
+    it is gone), started with ``python -c`` in a session of its own."""
     ours, theirs = socket.socketpair()
-    code = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from simeval.eval.pool import serve; serve(int(sys.argv[2]))"
     try:
-        process = subprocess.Popen([sys.executable, "-c", code, json.dumps(sys.path), str(theirs.fileno())],
-                                   pass_fds=[theirs.fileno()], start_new_session=True)
+        if template is not None and not template.gone:
+            try:
+                return _Worker(template.fork(theirs.fileno()), Connection(ours.detach()))
+            except OSError:
+                pass  # the template died: start this worker, and the next ones, the slow way
+        process = spawn(f"{__name__}:serve", theirs.fileno(), env)
     finally:
         theirs.close()
     conn = Connection(ours.detach())

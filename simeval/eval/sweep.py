@@ -16,6 +16,7 @@ process, which writes it. Both group runs alike (``worker.worker_group``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import threading
@@ -29,7 +30,7 @@ from simeval.errors import ConfigError
 from simeval.eval.ray_backend import check_address, run_ray
 from simeval.eval.results import RUNS_DIR, safe_name
 from simeval.eval.run import RunConfig
-from simeval.eval.worker import close_cached, died, execute, init_worker, worker_group
+from simeval.eval.worker import close_cached, died, execute, init_worker, preload, single_thread_env, worker_group
 from simeval.options import opt
 from simeval.track.loader import circuit_label, is_tumftm_file
 
@@ -158,9 +159,11 @@ def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: i
     run alone. Agents whose ``close`` failed come last as results of status 'close_failed'."""
     from simeval.eval.pool import Died, Finished, run_tasks
 
+    circuits = tuple(dict.fromkeys((c.circuit, c.circuit_scale) for c in configs))
     closing: dict[str, str] = {}
     for outcome in run_tasks(configs, execute, jobs=jobs, initializer=init_worker, finish=close_cached,
-                             key=worker_group, tasks_per_worker=max_tasks_per_child):
+                             key=worker_group, tasks_per_worker=max_tasks_per_child, env=single_thread_env(),
+                             preload=functools.partial(preload, circuits, any(c.plot for c in configs))):
         if isinstance(outcome, Finished):
             yield outcome.value
         elif isinstance(outcome, Died):
