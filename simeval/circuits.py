@@ -9,7 +9,8 @@ The catalogue is ``simeval.track.catalogue``; the recipe of the shipped circuits
 ``simeval.track.recipe``.
 
 Exit codes: 0 done (``list`` also when a user circuit is broken: it is listed with its error);
-2 bad input (an unknown name, a malformed or out-of-bounds circuit file, an unwritable output).
+2 bad input (an unknown name, a malformed or out-of-bounds circuit file, an unwritable output);
+130 interrupted (Ctrl-C): the circuit files written so far are whole.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from simeval.errors import CircuitError, SimevalError, first_line
+from simeval.errors import CircuitError, SimevalError, first_line, run_command
 from simeval.options import command_parser
 from simeval.paths import data_dir, results_dir, user_circuits_dir
 from simeval.track.catalogue import available, circuit_files, circuit_path
@@ -176,11 +177,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.run(args), "interrupted: the circuit files written so far are whole")
 
 
 if __name__ == "__main__":

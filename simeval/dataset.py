@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simeval.build.dataset import SPLITS, DatasetConfig, generate
-from simeval.errors import SimevalError
+from simeval.errors import run_command
 from simeval.options import command_parser
 from simeval.paths import dataset_dir
 
@@ -67,17 +67,14 @@ def export_main(argv: Sequence[str]) -> int:
     from simeval.build.dataset.export import export
 
     args = _export_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         written = export(args.data or dataset_dir(), args.out, image=args.image, splits=args.splits,
                          circuits=args.circuits, progress=not args.no_progress)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: the circuits written so far are whole; run the same command to continue ({args.out})", file=sys.stderr)
-        return 130
-    print(f"{args.out}: " + ", ".join(f"{split} {count} frames" for split, count in written.items()) + " written")
-    return 0
+        print(f"{args.out}: " + ", ".join(f"{split} {count} frames" for split, count in written.items()) + " written")
+        return 0
+
+    return run_command(body, f"interrupted: the circuits written so far are whole; run the same command to continue ({args.out})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,18 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(DatasetConfig) if f.name != "noise"}
     out = args.out or dataset_dir()
-    try:
+
+    def body() -> int:
         manifest = generate(DatasetConfig(**settings), out, jobs=args.jobs, progress=not args.no_progress)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: the files written so far are whole; run the same command to continue ({out})", file=sys.stderr)
-        return 130
-    summary = ", ".join(f"{s} {manifest.frames(s)}" for s in SPLITS)
-    tests = ", ".join(f"{n} {e['frames']}" for n, e in manifest.test_sets.items())
-    print(f"{out}: {summary} frames; test sets: {tests}; manifest sha256 {manifest.sha256}")
-    return 0
+        summary = ", ".join(f"{s} {manifest.frames(s)}" for s in SPLITS)
+        tests = ", ".join(f"{n} {e['frames']}" for n, e in manifest.test_sets.items())
+        print(f"{out}: {summary} frames; test sets: {tests}; manifest sha256 {manifest.sha256}")
+        return 0
+
+    return run_command(body, f"interrupted: the files written so far are whole; run the same command to continue ({out})")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,27 @@ Every message says what went wrong, where (file, row, name), and what to do abou
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
+
+EXIT_BAD_INPUT = 2
+"""A command's exit code when its input is bad (a name, file, number, model or agent): one line says what."""
+EXIT_INTERRUPTED = 130
+"""A command's exit code after Ctrl-C (128 + SIGINT, as a shell reports it)."""
+
+
+def run_command(body: Callable[[], int], interrupted: str = "interrupted: nothing was written") -> int:
+    """A command line's ``body``, whose errors end as one line and an exit code, never a traceback:
+    a ``SimevalError`` as ``error: ...`` (exit 2), Ctrl-C as ``interrupted``, which says what was
+    kept (exit 130)."""
+    try:
+        return body()
+    except SimevalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 class SimevalError(Exception):

@@ -8,25 +8,24 @@ A contract (``simeval.agents.contract``) says what the model's tensors mean; wit
 file drives wherever an agent name is accepted (``--agent path/to/model.onnx``).
 
 Exit codes: 0 done (check: nothing looks wrong); 1 check found likely mistakes (listed);
-2 bad input (a file, a contract, a format that carries code without --trust-model, a missing runtime).
+2 bad input (a file, a contract, a format that carries code without --trust-model, a missing runtime);
+130 interrupted (Ctrl-C): a contract file is written whole or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simeval.errors import SimevalError
+from simeval.errors import run_command
 from simeval.options import command_parser
 
 if TYPE_CHECKING:
     from simeval.agents.contract import OutputChannel
 
 EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -140,11 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(lambda: args.run(args), "interrupted: a contract file is written whole or not at all")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ contract file; ``simeval.build.offline``); the others are listed with the reason
 ``offline.csv``, ``offline.md`` and ``offline.png`` into one folder, whole. The test laps come from
 the data set where there is one, else the expert drives them (a few seconds).
 
-Exit codes: 0 the table was written; 2 bad input (unwritable folder, a bad data set).
+Exit codes: 0 the table was written; 2 bad input (unwritable folder, a bad data set); 130
+interrupted (Ctrl-C): nothing was written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from simeval.errors import SimevalError
+from simeval.errors import EXIT_BAD_INPUT, run_command
 from simeval.options import command_parser
 
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = model_agents() if args.agents == "all" else [n.strip() for n in args.agents.split(",") if n.strip()]
     out = args.out or results_dir() / f"offline__{datetime.now():%Y%m%d-%H%M%S}"
-    try:
+
+    def body() -> int:
         if args.data is not None:
             load_manifest(args.data)  # a data set named on the command line must be one
         wanted = None if args.circuits == "all" else [c.strip() for c in args.circuits.split(",") if c.strip()]
@@ -57,15 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "offline.md").write_text(markdown(rows, args.calls))
             if any(not r.reason for r in rows):
                 (tmp / "offline.png").write_bytes(figure_png(rows))
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(markdown(rows, args.calls))
-    print(f"results: {out}")
-    refused = [r for r in rows if r.reason and is_model_path(r.agent)]  # a user's file: bad input, not this machine
-    for row in refused:
-        print(f"error: {row.reason}", file=sys.stderr)
-    return 2 if refused else 0
+        print(markdown(rows, args.calls))
+        print(f"results: {out}")
+        refused = [r for r in rows if r.reason and is_model_path(r.agent)]  # a user's file: bad input, not this machine
+        for row in refused:
+            print(f"error: {row.reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT if refused else 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,10 @@ exists or is not .mp4); 130 interrupted (Ctrl-C): nothing is written.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from simeval.errors import ConfigError, ResultsError, SimevalError
+from simeval.errors import ConfigError, ResultsError, run_command
 from simeval.options import command_parser
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,14 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _replay(args)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(lambda: _replay(args))
 
 
 def _replay(args: argparse.Namespace) -> int:

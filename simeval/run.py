@@ -14,12 +14,10 @@ import sys
 
 from simeval.agents.base import close_agent
 from simeval.atomic import clean_stale, ensure_writable
-from simeval.errors import ResultsError, SimevalError
+from simeval.errors import ResultsError, run_command
 from simeval.options import add_dataclass_arguments, command_parser, dataclass_from_args
 
-EXIT_BAD_INPUT = 2
 EXIT_AGENT_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_agents:
         print(list_agents())
         return 0
-    try:
-        return _run(args)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: the lap was not finished and nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(lambda: _run(args), "interrupted: the lap was not finished and nothing was written")
 
 
 def _run(args: argparse.Namespace) -> int:

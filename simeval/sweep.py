@@ -18,14 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from simeval.errors import SimevalError
+from simeval.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, run_command
 from simeval.eval.run import RunConfig
 from simeval.eval.sweep import PER_RUN, SweepConfig, sweep
 from simeval.options import add_dataclass_arguments, command_parser, dataclass_from_args
 
-EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,16 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        config = dataclass_from_args(SweepConfig, args, run=dataclass_from_args(RunConfig, args, exclude=PER_RUN))
-        outcome = sweep(config, progress=not args.no_progress)
-    except SimevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # a second Ctrl-C while the report was being written
-        print("interrupted: the finished runs are kept; rerun the same command to finish the sweep", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return report_outcome(config, outcome)
+    # Ctrl-C here is a second one, while the report was being written (the first stops the runs)
+    return run_command(lambda: _sweep(args), "interrupted: the finished runs are kept; rerun the same command to finish the sweep")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    config = dataclass_from_args(SweepConfig, args, run=dataclass_from_args(RunConfig, args, exclude=PER_RUN))
+    return report_outcome(config, sweep(config, progress=not args.no_progress))
 
 
 def report_outcome(config: SweepConfig, outcome: dict) -> int:

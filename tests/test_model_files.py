@@ -17,11 +17,10 @@ import pytest
 from simeval.agents import load_agent
 from simeval.agents.card import model_dir, sha256_of
 from simeval.env import EnvConfig, FollowLineEnv
-from simeval.errors import AgentError
+from simeval.errors import EXIT_BAD_INPUT, AgentError
 from simeval.models import EXIT_FINDINGS
 from simeval.models import main as models_main
 from simeval.paths import REPO_ROOT
-from simeval.run import EXIT_BAD_INPUT
 from simeval.run import main as run_main
 from simeval.sim.camera import CameraConfig
 from tests.support import circuit

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from simeval.errors import EXIT_BAD_INPUT
 from simeval.paths import REPO_ROOT
-from simeval.sweep import EXIT_BAD_INPUT, main
+from simeval.sweep import main
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'simeval[ray]')")
 

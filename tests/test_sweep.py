@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from simeval.errors import EXIT_BAD_INPUT
 from simeval.eval.sweep import run_dir
 from simeval.paths import REPO_ROOT
-from simeval.sweep import EXIT_BAD_INPUT, main
+from simeval.sweep import main
 
 TINY = ["--circuits", "simple", "--max-time-s", "3", "--no-plot", "--no-progress"]
 SUMMARY_COLUMNS = [

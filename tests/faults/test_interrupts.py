@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from simeval.atomic import HOST_TAG, atomic_directory, clean_stale, is_stale
+from simeval.errors import EXIT_INTERRUPTED
 from simeval.paths import REPO_ROOT
-from simeval.sweep import EXIT_INTERRUPTED
 
 SWEEP = [sys.executable, "-m", "simeval.sweep", "--agents", "expert", "--circuits", "simple", "--seeds", "4",
          "--jobs", "2", "--max-time-s", "20", "--no-plot", "--no-progress"]
