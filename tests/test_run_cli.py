@@ -185,20 +185,3 @@ def test_a_default_run_folder_is_named_after_a_circuit_file_without_its_path():
     from simeval.eval.results import run_id
 
     assert run_id("some/where/mytrack.csv", "expert", 0).startswith("mytrack__expert__0__")
-
-
-def test_every_command_ends_bad_input_and_ctrl_c_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """``run_command``: what every command's main() runs its body in."""
-    from simeval.errors import EXIT_INTERRUPTED, ConfigError, run_command
-
-    def bad() -> int:
-        raise ConfigError("seeds must be >= 1, got 0")
-
-    def interrupted() -> int:
-        raise KeyboardInterrupt
-
-    assert run_command(bad) == EXIT_BAD_INPUT
-    assert capsys.readouterr().err == "error: seeds must be >= 1, got 0\n"
-    assert run_command(interrupted, "interrupted: the finished runs are kept") == EXIT_INTERRUPTED
-    assert capsys.readouterr().err == "interrupted: the finished runs are kept\n"
-    assert run_command(lambda: 3) == 3

@@ -126,3 +126,21 @@ def test_a_run_clears_what_a_killed_run_left_beside_its_folder(tmp_path: Path) -
             "--out", str(tmp_path / "lap"), "--no-plot"]
     assert subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, check=False).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lap"]
+
+
+def test_every_command_ends_bad_input_and_ctrl_c_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run_command``: what every command's main() runs its body in (run and sweep are interrupted
+    for real above; replay, circuits, models, dataset, train and offline end the same way)."""
+    from simeval.errors import EXIT_BAD_INPUT, ConfigError, run_command
+
+    def bad() -> int:
+        raise ConfigError("seeds must be >= 1, got 0")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_command(bad) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == "error: seeds must be >= 1, got 0\n"
+    assert run_command(interrupted, "interrupted: the finished runs are kept") == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted: the finished runs are kept\n"
+    assert run_command(lambda: 3) == 3
