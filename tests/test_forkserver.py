@@ -7,12 +7,16 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from simeval.eval import pool
+from simeval.eval.forkserver import Template
 from simeval.eval.pool import Finished, run_tasks
 from simeval.eval.worker import preload, single_thread_env
 
@@ -71,3 +75,31 @@ def test_the_pool_goes_on_when_the_template_dies() -> None:
     assert sorted(o.task for o in finished) == list(range(5)), "every task answered"
     parents = [o.value for o in finished]
     assert parents.count(os.getpid()) >= 3, "the workers after the template's death are started by the pool itself"
+
+
+
+def obey(fd: int) -> None:
+    """A worker that exits with code 7 when told "e", else sleeps."""
+    if socket.socket(fileno=fd).recv(1) == b"e":
+        sys.exit(7)
+    time.sleep(60)
+
+
+@pytest.mark.skipif(not pool.FORK_SAFE, reason="workers are forked on Linux only")
+def test_a_forked_worker_s_end_is_told_as_subprocess_tells_it() -> None:
+    """Its exit code, the signal that killed it (negative), poll that does not wait, wait with a
+    time-out, as for a worker started with python -c."""
+    template = Template.start(obey, nothing)
+    try:
+        lines = [socket.socketpair() for _ in range(2)]
+        exiting, sleeping = (template.fork(theirs.fileno()) for _, theirs in lines)
+        lines[0][0].send(b"e")
+        lines[1][0].send(b"s")
+        assert exiting.wait(10) == 7 and exiting.poll() == 7
+        assert sleeping.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            sleeping.wait(0.2)
+        sleeping.kill()
+        assert sleeping.wait(10) == -signal.SIGKILL
+    finally:
+        template.close()

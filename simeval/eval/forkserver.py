@@ -111,6 +111,8 @@ def _fork(target: Callable[[int], None], fd: int, conn: Connection, wakeup: tupl
         conn.close()
         target(fd)
         code = 0
+    except SystemExit as exc:  # as python -c ends on it
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - said as a worker started with python -c says it
         traceback.print_exc()
     finally:
@@ -175,30 +177,32 @@ class Template:
         template died first: nobody can tell it then)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while pid not in self.exits:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self.gone:  # its orphans are reaped by init: follow the pid itself
                 if not _alive(pid):
                     return True
+                if left == 0.0:
+                    return False
                 time.sleep(min(POLL_S, left or POLL_S))
-            else:
-                self._read(left)
+            elif not self._read(left):
+                return False
         return True
 
-    def _read(self, timeout: float | None) -> None:
-        """Take in the template's next message, if one comes within ``timeout`` s."""
+    def _read(self, timeout: float | None) -> bool:
+        """Take in the template's next message if one comes within ``timeout`` s (0: only one
+        already there); whether one came (or the template's end)."""
         try:
             if not self.conn.poll(timeout):
-                return
+                return False
             message = self.conn.recv()
         except (EOFError, OSError):
             self.gone = True
-            return
+            return True
         if message[0] == "started":
             self.started.append(message[1])
         else:
             self.exits[message[1]] = message[2]
+        return True
 
     def close(self) -> None:
         """End the template (its workers are the pool's to stop)."""
