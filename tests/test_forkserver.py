@@ -54,7 +54,7 @@ def outcomes(tasks: list[int], work, **options) -> list:
 @pytest.mark.skipif(not pool.FORK_SAFE, reason="workers are forked on Linux only")
 def test_workers_are_forked_from_one_single_threaded_template_with_their_grids_built() -> None:
     results = [o.value for o in outcomes(list(range(4)), facts, env=single_thread_env(),
-                                         preload=functools.partial(preload, SIMPLE, False)) if isinstance(o, Finished)]
+                                         preload=functools.partial(preload, SIMPLE)) if isinstance(o, Finished)]
     assert len(results) == 4 and len({r["pid"] for r in results}) == 4, "a worker per task"
     assert len({r["parent"] for r in results}) == 1 and results[0]["parent"] != os.getpid(), "all forked by one template"
     assert all(r["grids"] == 1 for r in results), "the road grid of the sweep's circuit was built before the fork"
@@ -90,8 +90,8 @@ def test_a_forked_worker_s_end_is_told_as_subprocess_tells_it() -> None:
     """Its exit code, the signal that killed it (negative), poll that does not wait, wait with a
     time-out, as for a worker started with python -c."""
     template = Template.start(obey, nothing)
+    lines = [socket.socketpair() for _ in range(2)]
     try:
-        lines = [socket.socketpair() for _ in range(2)]
         exiting, sleeping = (template.fork(theirs.fileno()) for _, theirs in lines)
         lines[0][0].send(b"e")
         lines[1][0].send(b"s")
@@ -103,3 +103,6 @@ def test_a_forked_worker_s_end_is_told_as_subprocess_tells_it() -> None:
         assert sleeping.wait(10) == -signal.SIGKILL
     finally:
         template.close()
+        for line in lines:
+            for end in line:
+                end.close()

@@ -1,13 +1,14 @@
 """A template process that forks a sweep's workers with their imports and road grids already built.
 
-A worker started with ``python -c`` spends ~0.3 s importing numpy, scipy, gymnasium and simeval,
-and ~0.1-0.3 s per circuit building its road grid, before its first lap; a sweep starts a worker
-per framework group (five for the full CPU matrix), and each pays it again. The template pays it
-once: started like a worker (a session of its own, out of the terminal's reach, with the workers'
-environment), it runs ``preload``, then forks each new worker on request, and the worker starts in
-milliseconds with all of that loaded (shared copy-on-write). This is multiprocessing's forkserver
-with ``set_forkserver_preload``, except that the workers stay out of the terminal's process group
-(why that matters: ``simeval.eval.pool``).
+A worker started with ``python -c`` spends ~0.3 s importing numpy, scipy, gymnasium, matplotlib
+and simeval, and 0.04-0.3 s per circuit building its road grid (simple to montmelo), before its
+first lap; a sweep starts a worker per framework group (five for the full CPU matrix), and each
+pays it again. The template pays it once: started like a worker (a session of its own, out of the
+terminal's reach, with the workers' environment), it imports the workers' modules (unpickling
+their functions) and runs ``preload``, then forks each new worker on request, and the worker starts
+in milliseconds with all of that loaded (shared copy-on-write). This is multiprocessing's
+forkserver with ``set_forkserver_preload``, except that the workers stay out of the terminal's
+process group (why that matters: ``simeval.eval.pool``).
 
 The template stays single-threaded, since forking a threaded process can deadlock the child: it
 imports no framework (a worker imports torch or TensorFlow after the fork), and the environment it

@@ -161,13 +161,23 @@ def _nothing() -> None:
 def _start(functions: tuple[Callable, ...], template: Template | None, env: Mapping[str, str] | None) -> _Worker:
     """A new worker, out of the terminal's reach: forked by ``template``, or, without one (or when
     it is gone), started with ``python -c`` in a session of its own."""
+    if template is not None and not template.gone:
+        ours, theirs = socket.socketpair()
+        try:
+            return _Worker(template.fork(theirs.fileno()), Connection(ours.detach()))
+        except OSError:
+            # The template died, maybe after it forked this worker: that one must not share a
+            # socket with the worker started instead, and ends when it reads this end's close.
+            ours.close()
+        finally:
+            theirs.close()
+    return _spawn(functions, env)
+
+
+def _spawn(functions: tuple[Callable, ...], env: Mapping[str, str] | None) -> _Worker:
+    """A worker started with ``python -c``, sent its functions."""
     ours, theirs = socket.socketpair()
     try:
-        if template is not None and not template.gone:
-            try:
-                return _Worker(template.fork(theirs.fileno()), Connection(ours.detach()))
-            except OSError:
-                pass  # the template died: start this worker, and the next ones, the slow way
         process = spawn(f"{__name__}:serve", theirs.fileno(), env)
     finally:
         theirs.close()

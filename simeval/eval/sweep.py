@@ -163,7 +163,7 @@ def run_process_pool(configs: list[RunConfig], jobs: int, max_tasks_per_child: i
     closing: dict[str, str] = {}
     for outcome in run_tasks(configs, execute, jobs=jobs, initializer=init_worker, finish=close_cached,
                              key=worker_group, tasks_per_worker=max_tasks_per_child, env=single_thread_env(),
-                             preload=functools.partial(preload, circuits, any(c.plot for c in configs))):
+                             preload=functools.partial(preload, circuits)):
         if isinstance(outcome, Finished):
             yield outcome.value
         elif isinstance(outcome, Died):

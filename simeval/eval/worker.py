@@ -34,19 +34,15 @@ def init_worker() -> None:
     os.environ.update(single_thread_env())
 
 
-def preload(circuits: tuple[tuple[str, str | None], ...], plot: bool) -> None:
-    """What every worker of a process sweep needs before its agent, done once in the template the
-    workers are forked from (``simeval.eval.forkserver``): the modules a run imports (the plotting
-    ones when runs plot), and the road grid of each ``(circuit, scale)`` (the ``GRID_CACHE_SIZE``
-    first: what a worker keeps). No framework: each worker imports its own after the fork."""
-    import simeval.agents
-    import simeval.atomic
-    import simeval.eval.results  # noqa: F401 - imported for the workers
+def preload(circuits: tuple[tuple[str, str | None], ...]) -> None:
+    """What every worker of a process sweep builds before its first lap, done once in the template
+    the workers are forked from (``simeval.eval.forkserver``): the road grid of each
+    ``(circuit, scale)`` (the ``GRID_CACHE_SIZE`` first: what a worker keeps). The modules a run
+    imports come with this module, which the template imports to unpickle ``execute``; no framework
+    is among them (each worker imports its own after the fork)."""
     from simeval.track.loader import load_circuit
     from simeval.track.lookup import GRID_CACHE_SIZE, road_grid
 
-    if plot:
-        import simeval.eval.plots  # noqa: F401 - imported for the workers
     for name, scale in circuits[:GRID_CACHE_SIZE]:
         road_grid(load_circuit(name, scale))
 
